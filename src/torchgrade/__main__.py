@@ -1,0 +1,3 @@
+from torchgrade.cli import main
+import sys
+sys.exit(main())

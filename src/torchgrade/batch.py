@@ -1,0 +1,123 @@
+"""Grade a folder of submissions: one report per student, whatever each submission does.
+
+``SUBMISSIONS/<student>/<module>.py`` is graded into ``REPORTS/<student>/<assignment>.json``
+plus its HTML page, Gradescope ``results.json`` and JUnit XML, then a class CSV. Submissions
+are graded in parallel (each in its own grader process and sandboxed worker); a failure of
+torchgrade itself on one submission is written into that student's report and never stops
+the batch. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import datetime as dt
+import os
+import re
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import torchgrade
+from torchgrade.assignment import Assignment
+from torchgrade.render import write_class_csv, write_gradescope, write_junit, write_student_html
+from torchgrade.report import Report, write_report
+from torchgrade.runner import Options, grade_submission
+
+STUDENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchResult:
+    reports: tuple[Report, ...]
+    csv_path: Path
+    out_dir: Path
+    duration_s: float
+
+
+def discover(submissions: Path) -> list[str]:
+    """Student folder names under ``submissions``, sorted; odd names are refused loudly."""
+    if not submissions.is_dir():
+        raise FileNotFoundError(f"submissions folder {submissions} does not exist")
+    students = []
+    for entry in sorted(submissions.iterdir()):
+        if not entry.is_dir() or entry.name.startswith("."):
+            continue
+        if not STUDENT_NAME.match(entry.name):
+            raise ValueError(f"student folder name {entry.name!r} is not a safe name "
+                             "(letters, digits, . _ @ + -)")
+        students.append(entry.name)
+    return students
+
+
+def write_outputs(report: Report, out_dir: Path) -> Path:
+    folder = out_dir / report.student
+    path = folder / f"{report.assignment}.json"
+    write_student_html(report, folder / f"{report.assignment}.html")
+    write_gradescope(report, folder / "results.json")
+    write_junit(report, folder / f"{report.assignment}.junit.xml")
+    write_report(report, path)  # last: its presence means the student is done
+    return path
+
+
+def _internal_error_report(assignment: Assignment, student: str, options: Options,
+                           exc: BaseException) -> Report:
+    text = "".join(traceback.format_exception(exc))[-3000:]
+    return Report(
+        student=student, assignment=assignment.name, score=0.0, max_score=0.0,
+        profile=options.profile, device="", sandbox="not started", submission_sha256="",
+        grader_version=assignment.version, duration_s=0.0, checks=(),
+        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        torchgrade_version=torchgrade.__version__, visibility=options.visibility,
+        submission_error=f"torchgrade failed while grading this submission (not the "
+                         f"student's fault; please report it):\n{text}")
+
+
+def grade_one(assignment: Assignment, submissions: Path, student: str, out_dir: Path,
+              options: Options) -> Report:
+    path = submissions / student / f"{assignment.module}.py"
+    try:
+        report = grade_submission(assignment, path if path.is_file() else None, student,
+                                  options)
+    except Exception as exc:  # noqa: BLE001 - one broken grading never stops the batch
+        report = _internal_error_report(assignment, student, options, exc)
+    write_outputs(report, out_dir)
+    return report
+
+
+def grade_batch(assignment: Assignment, submissions: Path, out_dir: Path, *,
+                options: Options, jobs: int = 1, students: list[str] | None = None,
+                progress: Callable[[int, int, Report], None] | None = None) -> BatchResult:
+    started = time.monotonic()
+    roster = students if students is not None else discover(submissions)
+    jobs = max(1, jobs)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    options = dataclasses.replace(options, threads=threads)
+    reports: list[Report] = []
+    with cf.ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(grade_one, assignment, submissions, s, out_dir, options)
+                   for s in roster]
+        for fut in cf.as_completed(futures):
+            report = fut.result()
+            reports.append(report)
+            if progress is not None:
+                progress(len(reports), len(roster), report)
+    reports.sort(key=lambda r: r.student)
+    csv_path = write_class_csv(reports, out_dir / f"{assignment.name}.csv")
+    return BatchResult(tuple(reports), csv_path, out_dir, time.monotonic() - started)
+
+
+def plain_progress(stream=sys.stderr) -> Callable[[int, int, Report], None]:
+    """One line per finished submission, with the rate and the time left."""
+    t0 = time.monotonic()
+
+    def show(done: int, total: int, report: Report) -> None:
+        elapsed = time.monotonic() - t0
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (total - done) / rate if rate > 0 else 0.0
+        print(f"[{done}/{total}] {report.student}: {report.score:g}/{report.max_score:g} "
+              f"({rate * 60:.1f}/min, ~{eta:.0f} s left)", file=stream, flush=True)
+
+    return show

@@ -1,0 +1,202 @@
+"""The grader-author API: declare checks and compare answers with tensor-aware feedback.
+
+A check is a pytest test decorated with ``@check(points=..., kind=...)``. Comparisons raise
+``CheckFailure`` with a message that says what was expected, what came back and a hint. In
+hidden checks (``reveal()`` is False) messages never echo inputs or expected values, only how
+far off the answer was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from torchgrade.proxy import StudentError
+from torchgrade.report import KINDS, VISIBILITIES
+
+MARKER = "torchgrade_check"
+_REVEAL: contextvars.ContextVar[bool] = contextvars.ContextVar("torchgrade_reveal", default=True)
+
+
+class CheckFailure(AssertionError):
+    """The submission answered, but wrongly."""
+
+
+class GraderConfigError(ValueError):
+    """A grader declared a check wrongly (bad points, kind or visibility)."""
+
+
+def check(*, points: float, kind: str, visibility: str = "hidden", timeout: float | None = None,
+          profiles: tuple[str, ...] = ("cpu", "gpu"), catches: str = "") -> Any:
+    """Mark a test as a graded check.
+
+    points: what the check is worth. kind: shape | value | invariant | training | robustness.
+    visibility: public (students run it locally, against shipped fixtures) or hidden.
+    timeout: seconds for the whole check (default: the rubric's ``check_timeout_s``).
+    profiles: the profiles the check runs in. catches: the mistake it is designed to catch,
+    shown to the student when it fails.
+    """
+    if not (isinstance(points, int | float) and points > 0):
+        raise GraderConfigError(f"points must be a positive number, got {points!r}")
+    if kind not in KINDS:
+        raise GraderConfigError(f"kind must be one of {KINDS}, got {kind!r}")
+    if visibility not in VISIBILITIES:
+        raise GraderConfigError(f"visibility must be one of {VISIBILITIES}, got {visibility!r}")
+    if timeout is not None and timeout <= 0:
+        raise GraderConfigError(f"timeout must be positive, got {timeout!r}")
+    return pytest.mark.torchgrade_check(points=float(points), kind=kind, visibility=visibility,
+                                        timeout=timeout, profiles=tuple(profiles),
+                                        catches=catches)
+
+
+@contextlib.contextmanager
+def revealing(reveal: bool) -> Iterator[None]:
+    token = _REVEAL.set(reveal)
+    try:
+        yield
+    finally:
+        _REVEAL.reset(token)
+
+
+def reveal() -> bool:
+    """Whether feedback may show values (public checks) or only summaries (hidden checks)."""
+    return _REVEAL.get()
+
+
+def fail(what: str, *, expected: str, got: str, hint: str = "") -> None:
+    lines = [what, f"  expected: {expected}", f"  got:      {got}"]
+    if hint:
+        lines.append(f"  hint: {hint}")
+    raise CheckFailure("\n".join(lines))
+
+
+def _describe(x: Any) -> str:
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        return f"tensor(shape={list(x.shape)}, dtype={str(x.dtype).removeprefix('torch.')}, " \
+               f"device={x.device})"
+    text = repr(x)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def expect_tensor(got: Any, expected: Any, *, what: str, rtol: float = 1e-5, atol: float = 1e-6,
+                  dtype: Any = None, check_device: bool = True, hint: str = "") -> None:
+    """``got`` must be a tensor shaped like ``expected`` with close values.
+
+    ``dtype`` (when given) is the dtype required of ``got``; values are compared in float64.
+    """
+    import torch
+
+    expect_type(got, torch.Tensor, what=what, hint=hint)
+    if tuple(got.shape) != tuple(expected.shape):
+        fail(f"{what} has the wrong shape.", expected=f"shape {list(expected.shape)}",
+             got=f"shape {list(got.shape)}", hint=hint)
+    if dtype is not None and got.dtype != dtype:
+        fail(f"{what} has the wrong dtype.", expected=str(dtype), got=str(got.dtype), hint=hint)
+    if check_device and got.device.type != expected.device.type:
+        fail(f"{what} is on the wrong device (results come back on the input's device).",
+             expected=str(expected.device), got=str(got.device), hint=hint)
+    g = got.detach().to("cpu", torch.float64)
+    e = expected.detach().to("cpu", torch.float64)
+    bad_g = ~torch.isfinite(g)
+    if bad_g.any() and not torch.equal(bad_g, ~torch.isfinite(e)):
+        n = int(bad_g.sum())
+        fail(f"{what} contains {n} non-finite value(s) (NaN or inf).",
+             expected="finite values", got=_sample(g) if reveal() else f"{n} non-finite",
+             hint=hint or "look for division by zero, log(0) or overflow")
+    close = torch.isclose(g, e, rtol=rtol, atol=atol, equal_nan=True)
+    if not bool(close.all()):
+        diff = (g - e).abs().nan_to_num(nan=math.inf)
+        worst = int(diff.reshape(-1).argmax()) if diff.numel() else 0
+        idx = list(_unravel(worst, tuple(g.shape)))
+        n_bad = int((~close).sum())
+        if reveal():
+            expected_s = f"{_sample(e)} (at {idx}: {e.reshape(-1)[worst].item():.6g})"
+            got_s = f"{_sample(g)} (at {idx}: {g.reshape(-1)[worst].item():.6g})"
+        else:
+            expected_s = f"values within rtol={rtol:g}, atol={atol:g} of the reference"
+            got_s = f"{n_bad} of {g.numel()} value(s) off, largest error " \
+                    f"{diff.reshape(-1)[worst].item():.3g}"
+        fail(f"{what} has wrong values ({n_bad} of {g.numel()} off).", expected=expected_s,
+             got=got_s, hint=hint)
+
+
+def _sample(t: Any) -> str:
+    flat = t.reshape(-1)
+    shown = ", ".join(f"{v:.6g}" for v in flat[:6].tolist())
+    return f"[{shown}{', ...' if flat.numel() > 6 else ''}]"
+
+
+def _unravel(index: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+    out = []
+    for dim in reversed(shape):
+        out.append(index % dim if dim else 0)
+        index //= dim if dim else 1
+    return tuple(reversed(out))
+
+
+def expect_type(got: Any, typ: Any, *, what: str, hint: str = "") -> None:
+    if not isinstance(got, typ):
+        name = getattr(typ, "__name__", str(typ))
+        fail(f"{what} has the wrong type.", expected=name, got=_describe(got), hint=hint)
+
+
+def expect_scalar(got: Any, *, what: str, requires_grad: bool = True, hint: str = "") -> None:
+    """``got`` must be a 0-dim tensor, back-propagatable when ``requires_grad``."""
+    import torch
+
+    expect_type(got, torch.Tensor, what=what, hint=hint)
+    if got.dim() != 0:
+        fail(f"{what} must be a scalar (0-dim tensor).", expected="shape []",
+             got=f"shape {list(got.shape)}", hint=hint or "reduce with .mean(), not .sum(dim=...)")
+    if requires_grad and not got.requires_grad:
+        fail(f"{what} cannot be back-propagated.", expected="a tensor with requires_grad=True",
+             got="a tensor detached from its inputs",
+             hint=hint or "do not call .item(), .detach() or torch.tensor(...) on the result")
+
+
+def expect_close(got: Any, expected: float, *, what: str, rtol: float = 1e-5,
+                 atol: float = 1e-6, hint: str = "") -> None:
+    """A number (or a one-element tensor) close to ``expected``."""
+    import torch
+
+    if isinstance(got, torch.Tensor):
+        if got.numel() != 1:
+            fail(f"{what} must be a single number.", expected="one element",
+                 got=_describe(got), hint=hint)
+        value = float(got.detach().to("cpu", torch.float64).reshape(()))
+    elif isinstance(got, int | float) and not isinstance(got, bool):
+        value = float(got)
+    else:
+        fail(f"{what} has the wrong type.", expected="a number", got=_describe(got), hint=hint)
+        return
+    if not math.isclose(value, expected, rel_tol=rtol, abs_tol=atol):
+        if reveal():
+            fail(f"{what} is wrong.", expected=f"{expected:.8g}", got=f"{value:.8g}", hint=hint)
+        fail(f"{what} is wrong.", expected="the reference value",
+             got=f"off by {abs(value - expected):.3g}", hint=hint)
+
+
+@contextlib.contextmanager
+def expect_raises(exc_name: str, *, what: str, mentions: str | None = None,
+                  hint: str = "") -> Iterator[None]:
+    """The student call inside must raise ``exc_name`` (e.g. "ValueError"), whose message
+    names ``mentions`` when given."""
+    try:
+        yield
+    except StudentError as err:
+        if not err.is_a(exc_name):
+            fail(f"{what} raised the wrong exception.", expected=exc_name,
+                 got=f"{err.type_name}: {err.message}", hint=hint)
+        if mentions is not None and mentions.lower() not in err.message.lower():
+            fail(f"{what} raised {exc_name}, but its message does not name the argument.",
+                 expected=f"a message mentioning {mentions!r}", got=repr(err.message[:200]),
+                 hint=hint)
+        return
+    fail(f"{what} did not raise.", expected=exc_name, got="a normal return", hint=hint)

@@ -1,0 +1,160 @@
+"""A synthetic image set whose class is a shape and nothing else.
+
+Why it exists: the training checks (SimCLR's linear probe first of all) need an image set that
+is generated offline, in well under a second, identically on every machine, and on which the
+label cannot be read from colour, size or position. Each image shows one shape (circle,
+square, triangle, ...) at a random position, scale and rotation, in a random foreground colour
+on a random background colour, with mild pixel noise. A linear probe on raw pixels therefore
+does poorly, and a representation that captures shape does well.
+
+Only torch is used (the module is imported inside the sandboxed student worker too), and all
+randomness comes from a local ``torch.Generator`` seeded by the caller: the global RNG is
+never touched, and the same seed gives bit-identical images.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+_SQRT3_2 = math.sqrt(3.0) / 2.0
+
+
+# Each shape is a signed distance-like function of local coordinates (x, y) measured in units
+# of the shape's radius: negative inside, positive outside, changing by ~1 per radius across
+# the edge (exact for the round shapes, a close bound for the polygons). The constants give
+# the shapes comparable areas (2.2-2.6 squared radii), so that ink does not give the class away.
+def _circle(x: Tensor, y: Tensor) -> Tensor:
+    return torch.sqrt(x * x + y * y) - 0.9
+
+
+def _square(x: Tensor, y: Tensor) -> Tensor:
+    return torch.maximum(x.abs(), y.abs()) - 0.8
+
+
+def _triangle(x: Tensor, y: Tensor) -> Tensor:
+    # Equilateral: three half-planes whose outward normals are 120 degrees apart; inradius
+    # 0.62, so its corners reach 1.24 radii from the centre.
+    bottom = -y
+    right = _SQRT3_2 * x + 0.5 * y
+    left = -_SQRT3_2 * x + 0.5 * y
+    return torch.maximum(torch.maximum(bottom, right), left) - 0.62
+
+
+def _cross(x: Tensor, y: Tensor) -> Tensor:
+    ax, ay = x.abs(), y.abs()
+    horizontal = torch.maximum(ax - 1.0, ay - 0.33)
+    vertical = torch.maximum(ax - 0.33, ay - 1.0)
+    return torch.minimum(horizontal, vertical)
+
+
+def _ring(x: Tensor, y: Tensor) -> Tensor:
+    r = torch.sqrt(x * x + y * y)
+    return torch.maximum(r - 1.0, 0.55 - r)
+
+
+SHAPES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "circle": _circle,
+    "square": _square,
+    "triangle": _triangle,
+    "cross": _cross,
+    "ring": _ring,
+}
+"""Every shape :func:`make_shapes` can draw, by name."""
+
+DEFAULT_CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "cross")
+"""The classes :func:`make_shapes` draws unless told otherwise (label ``k`` is ``classes[k]``)."""
+
+_EXTENT = 1.25  # the farthest any shape reaches from its centre, in radii (triangle corners)
+_MIN_COLOUR_DISTANCE = 0.45  # Euclidean RGB distance between foreground and background
+_COLOUR_CANDIDATES = 8  # foreground colours drawn per image; the first far enough is kept
+
+
+def make_shapes(
+    n: int,
+    *,
+    size: int = 32,
+    seed: int,
+    classes: Sequence[str] = DEFAULT_CLASSES,
+    noise: float = 0.03,
+    min_radius: float = 0.16,
+    max_radius: float = 0.30,
+) -> tuple[Tensor, Tensor]:
+    """Draw ``n`` shape images and their labels, deterministically from ``seed``.
+
+    Args:
+        n: number of images (``n >= 1``). Labels are balanced: each class appears
+            ``n // len(classes)`` or one more times, in a shuffled order.
+        size: image height and width in pixels (``size >= 8``).
+        seed: seeds a local generator; the same seed gives the same images, bit for bit.
+        classes: names from :data:`SHAPES`; label ``k`` means ``classes[k]``.
+        noise: standard deviation of the Gaussian pixel noise added before clamping.
+        min_radius, max_radius: range of the shape's radius as a fraction of ``size``.
+
+    Returns:
+        ``(images, labels)``: float32 ``[n, 3, size, size]`` in ``[0, 1]`` and int64 ``[n]``.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 8:
+        raise ValueError(f"size must be an int >= 8, got {size!r}")
+    classes = tuple(classes)
+    unknown = [c for c in classes if c not in SHAPES]
+    if not classes or unknown:
+        raise ValueError(f"classes must be a non-empty sequence of {sorted(SHAPES)}, got {classes}")
+    if not 0.0 < min_radius <= max_radius or max_radius * _EXTENT > 0.5:
+        raise ValueError(f"need 0 < min_radius <= max_radius <= {0.5 / _EXTENT:.2f}")
+    if not (noise >= 0.0 and math.isfinite(noise)):
+        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
+
+    g = torch.Generator().manual_seed(int(seed))
+    labels = (torch.arange(n) % len(classes))[torch.randperm(n, generator=g)]
+
+    # Every random quantity is drawn for every image, whatever its class, so that the images of
+    # one class do not change when the list of classes does.
+    radius = size * (min_radius + (max_radius - min_radius) * torch.rand(n, generator=g))
+    margin = _EXTENT * radius + 0.5  # keep the whole shape inside the image
+    centre = margin[:, None] + (size - 2 * margin[:, None]) * torch.rand(n, 2, generator=g)
+    angle = 2 * math.pi * torch.rand(n, generator=g)
+    background = torch.rand(n, 3, generator=g)
+    foreground = _far_colours(background, g)
+    pixel_noise = noise * torch.randn(n, 3, size, size, generator=g)
+
+    # Local coordinates of each pixel centre: rotate by -angle around the centre, in radii.
+    coords = torch.arange(size, dtype=torch.float32) + 0.5  # [S]
+    dx = coords[None, None, :] - centre[:, 0, None, None]  # [n, 1, S]
+    dy = coords[None, :, None] - centre[:, 1, None, None]  # [n, S, 1]
+    cos, sin = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]  # [n, 1, 1]
+    r = radius[:, None, None]  # [n, 1, 1]
+    x = (cos * dx + sin * dy) / r  # [n, S, S]
+    y = (-sin * dx + cos * dy) / r  # [n, S, S]
+
+    distance = torch.empty(n, size, size)
+    for k, name in enumerate(classes):
+        mine = labels == k
+        distance[mine] = SHAPES[name](x[mine], y[mine])
+    # Anti-aliased coverage: the signed distance in pixels, clipped to a one-pixel ramp.
+    coverage = (0.5 - distance * r).clamp(0.0, 1.0)[:, None]  # [n, 1, S, S]
+
+    bg = background[:, :, None, None]  # [n, 3, 1, 1]
+    fg = foreground[:, :, None, None]  # [n, 3, 1, 1]
+    images = (bg + (fg - bg) * coverage + pixel_noise).clamp(0.0, 1.0)
+    return images.contiguous(), labels.to(torch.int64)
+
+
+def _far_colours(background: Tensor, g: torch.Generator) -> Tensor:
+    """Foreground colours at least ``_MIN_COLOUR_DISTANCE`` from each background colour.
+
+    Draws a fixed number of candidates per image (so the stream of random numbers does not
+    depend on the outcome) and keeps the first far enough one, or else the farthest.
+    """
+    n = background.shape[0]
+    candidates = torch.rand(n, _COLOUR_CANDIDATES, 3, generator=g)  # [n, K, 3]
+    dist = (candidates - background[:, None, :]).norm(dim=-1)  # [n, K]
+    far = dist >= _MIN_COLOUR_DISTANCE  # [n, K]
+    # The first far candidate if any, else the farthest one.
+    first_far = torch.where(far.any(dim=1), far.float().argmax(dim=1), dist.argmax(dim=1))
+    return candidates[torch.arange(n), first_far]  # [n, 3]

@@ -1,0 +1,88 @@
+"""Gradescope's autograder ``results.json``, made from a report.
+
+Field names follow the Gradescope autograder specification
+(https://gradescope-autograders.readthedocs.io/en/latest/specs/). Hidden checks are marked
+``after_published`` and carry only their status: their feedback would tell students what the
+hidden checks test, so it never enters this file. Nor does ``student_output``: the student's code
+may print the hidden inputs it was given. All text is declared plain ``text`` so that nothing
+derived from student code is rendered as HTML or Markdown by Gradescope, and control characters
+(NUL, ESC, ...) are stripped from it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from torchgrade.report import CheckResult, Report, atomic_write_text
+
+VISIBILITY = {"public": "visible", "hidden": "after_published"}
+
+# Control characters other than tab and newline: NUL in particular is rejected by some JSON
+# consumers (PostgreSQL's jsonb among them), and ESC sequences are noise in "text" output.
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _text(value: str) -> str:
+    return _CONTROL_CHARS.sub("", value)
+
+
+def _check_output(check: CheckResult) -> str:
+    if check.visibility != "public":
+        return f"hidden check: {check.status}"
+    lines = [f"{check.status}: {check.description}" if check.description else check.status]
+    if check.status != "passed":
+        if check.feedback:
+            lines += ["", check.feedback]
+        if check.catches:
+            lines += ["", f"This check catches: {check.catches}"]
+    return _text("\n".join(lines))
+
+
+def _test(check: CheckResult) -> dict[str, Any]:
+    return {
+        "name": _text(check.name),
+        "name_format": "text",
+        "score": check.points,
+        "max_score": check.max_points,
+        "status": "passed" if check.status == "passed" else "failed",
+        "output": _check_output(check),
+        "output_format": "text",
+        "tags": [check.kind],
+        "visibility": VISIBILITY[check.visibility],
+    }
+
+
+def _summary(report: Report) -> str:
+    lines = [
+        f"{report.assignment}: {report.score:g} / {report.max_score:g} points",
+        f"graded by torchgrade {report.torchgrade_version} (grader {report.grader_version}), "
+        f"profile {report.profile}, sandbox {report.sandbox}",
+    ]
+    if report.submission_error:
+        lines += ["", "Problem with your submission:", report.submission_error]
+    return _text("\n".join(lines))
+
+
+def to_gradescope(report: Report) -> dict[str, Any]:
+    """The ``results.json`` document for ``report``."""
+    return {
+        "score": report.score,
+        "execution_time": round(report.duration_s, 3),
+        "output": _summary(report),
+        "output_format": "text",
+        "test_output_format": "text",
+        "test_name_format": "text",
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+        "tests": [_test(c) for c in report.checks],
+    }
+
+
+def write_gradescope(report: Report, path: Path) -> Path:
+    """Write ``results.json`` for ``report`` to ``path`` atomically; return ``path``."""
+    path = Path(path)
+    atomic_write_text(path, json.dumps(to_gradescope(report), indent=2) + "\n")
+    return path

@@ -1,0 +1,71 @@
+"""The student-facing HTML page for one report.
+
+Feedback and ``student_output`` are derived from what the student's code did, so they are
+untrusted text: the page is rendered by jinja2 with autoescaping on, control characters are
+stripped from every value, and a Content-Security-Policy forbids scripts and remote loads. The
+page is self-contained (inline CSS, no JavaScript) so it can be mailed or opened offline.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from torchgrade.report import Report, atomic_write_text
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+# C0 controls (bar tab, newline, carriage return), DEL and C1 controls: meaningless in a page
+# and, like NUL or ESC, a way for hostile output to confuse whoever reads the HTML.
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _strip_controls(value: Any) -> Any:
+    return _CONTROL_CHARS.sub("", value) if isinstance(value, str) else value
+
+
+def _fmt_number(value: float) -> str:
+    """2.0 -> "2", 0.25 -> "0.25", 1/3 -> "0.33"."""
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        finalize=_strip_controls,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["num"] = _fmt_number
+    return env
+
+
+def _percent(report: Report) -> float:
+    if report.max_score <= 0:
+        return 0.0
+    return max(0.0, min(100.0, 100.0 * report.score / report.max_score))
+
+
+def render_student_html(report: Report) -> str:
+    """The HTML page a student sees for ``report``."""
+    template = _environment().get_template("student.html.j2")
+    return template.render(
+        report=report,
+        percent=_percent(report),
+        sha_short=report.submission_sha256[:12],
+        not_passed=[c for c in report.checks if c.status != "passed"],
+    )
+
+
+def write_student_html(report: Report, path: Path) -> Path:
+    """Render ``report`` to ``path`` atomically; return ``path``."""
+    path = Path(path)
+    atomic_write_text(path, render_student_html(report))
+    return path

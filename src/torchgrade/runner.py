@@ -1,0 +1,157 @@
+"""Grade one submission: run the grader suite in its own process and build the report.
+
+The grader process (pytest + ``torchgrade.plugin``) is trusted; it starts the sandboxed
+student worker itself. This module only launches it, enforces the wall-clock limit of the
+whole grading, and scores from the plugin's results file: every check the grader collected
+appears in the report, and one that never reported scores zero with an ``error`` status.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import torchgrade
+from torchgrade.assignment import Assignment
+from torchgrade.report import CheckResult, Report
+from torchgrade.sandbox import Mode
+
+Visibility = Literal["public", "all"]
+
+
+class GraderError(RuntimeError):
+    """The grader itself is broken (it could not collect its checks): not the student's fault."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    profile: str = "cpu"
+    visibility: Visibility = "all"
+    sandbox: Mode = "auto"
+    threads: int = 1
+    max_examples: int = 25  # hypothesis examples per invariant check
+
+
+def sha256_file(path: Path | None) -> str:
+    if path is None or not path.is_file():
+        return ""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def describe_device(profile: str) -> str:
+    if profile != "gpu":
+        return f"cpu ({platform.machine()})"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return f"cuda ({torch.cuda.get_device_name(0)})"
+    except Exception:  # noqa: BLE001 - a broken CUDA install is reported, not raised
+        pass
+    return "cpu (no CUDA on this runner)"
+
+
+def grade_submission(assignment: Assignment, submission: Path | None, student: str,
+                     options: Options = Options()) -> Report:
+    """Grade ``submission`` (the student's module file, or None when it is missing)."""
+    started = time.monotonic()
+    submission = submission.resolve() if submission is not None else None
+    with tempfile.TemporaryDirectory(prefix="torchgrade-run-") as tmp:
+        tmpdir = Path(tmp)
+        results = tmpdir / "results.jsonl"
+        results.touch()
+        cfg = {
+            "assignment": assignment.name, "root": str(assignment.root),
+            "submission": str(submission) if submission and submission.is_file() else None,
+            "profile": options.profile, "visibility": options.visibility,
+            "sandbox": options.sandbox, "threads": options.threads, "results": str(results),
+            "max_examples": options.max_examples,
+        }
+        (tmpdir / "config.json").write_text(json.dumps(cfg))
+        (tmpdir / "pytest.ini").write_text("[pytest]\n")
+        log = tmpdir / "grader.log"
+        timed_out = _run_grader(assignment, tmpdir, log)
+        events = _read_events(results)
+        grader_log = log.read_text(encoding="utf-8", errors="replace")[-4000:]
+    collected = next((e["checks"] for e in events if e.get("event") == "collected"), None)
+    if collected is None:
+        raise GraderError(f"the {assignment.name} grader did not collect its checks:\n"
+                          f"{grader_log}")
+    finished = next((e for e in events if e.get("event") == "finished"), {})
+    outcomes = {e["name"]: e for e in events if e.get("event") == "result"}
+    missing_why = (f"grading was stopped after {assignment.submission_timeout_s:g} s"
+                   if timed_out else "the grader recorded no result for this check")
+    checks = tuple(_check_result(c, outcomes.get(c["name"]), missing_why) for c in collected)
+    return Report(
+        student=student, assignment=assignment.name,
+        score=sum(c.points for c in checks), max_score=sum(c.max_points for c in checks),
+        profile=options.profile, device=describe_device(options.profile),
+        sandbox=finished.get("sandbox") or "not started", visibility=options.visibility,
+        submission_sha256=sha256_file(submission), grader_version=assignment.version,
+        duration_s=round(time.monotonic() - started, 3), checks=checks,
+        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        torchgrade_version=torchgrade.__version__,
+        submission_error=finished.get("submission_error", "") or (
+            missing_why if timed_out else ""),
+        student_output=finished.get("output", ""),
+        extra={"worker_starts": finished.get("worker_starts", 0)} | (
+            {"grader_log": grader_log} if not finished else {}),
+    )
+
+
+def _run_grader(assignment: Assignment, tmpdir: Path, log: Path) -> bool:
+    """Run pytest over the grader suite; True when it had to be killed for time."""
+    cmd = [sys.executable, "-m", "pytest", str(assignment.grader_dir), "-p", "torchgrade.plugin",
+           "--tg-config", str(tmpdir / "config.json"), "-c", str(tmpdir / "pytest.ini"),
+           "--rootdir", str(assignment.grader_dir), "-p", "no:cacheprovider",
+           "--import-mode=importlib", "-q", "-W", "ignore::DeprecationWarning",
+           "--tb=no", "-o", "console_output_style=classic"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONHASHSEED": "0",
+           "PYTHONDONTWRITEBYTECODE": "1"}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env,
+                                cwd=str(tmpdir), start_new_session=True)
+        try:
+            proc.wait(timeout=assignment.submission_timeout_s)
+            return False
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+            return True
+
+
+def _read_events(path: Path) -> list[dict[str, Any]]:
+    events = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by a killed grader
+        if isinstance(event, dict):
+            events.append(event)
+    return events
+
+
+def _check_result(meta: dict[str, Any], outcome: dict[str, Any] | None,
+                  missing_why: str) -> CheckResult:
+    if outcome is None:
+        status, feedback, duration = "error", missing_why, 0.0
+    else:
+        status, feedback = outcome["status"], outcome["feedback"]
+        duration = float(outcome.get("duration_s", 0.0))
+    max_points = float(meta["points"])
+    return CheckResult(
+        name=meta["name"], status=status, points=max_points if status == "passed" else 0.0,
+        max_points=max_points, visibility=meta["visibility"], kind=meta["kind"],
+        feedback=feedback, description=meta.get("description", ""),
+        catches=meta.get("catches", ""), duration_s=duration)

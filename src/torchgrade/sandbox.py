@@ -1,0 +1,234 @@
+"""How a student worker is launched: the strongest isolation the host allows, said plainly.
+
+Levels, strongest first, combined where available:
+
+- ``bwrap``: bubblewrap with fresh user, pid, network, IPC, UTS and mount namespaces. The
+  worker sees the Python install, the torchgrade engine (read-only), a tmpfs ``/tmp`` and a
+  tmpfs working directory holding only the submission file; never ``graders/``,
+  ``solutions/``, the reports or the network. All capabilities are dropped.
+- ``cgroup``: a cgroup (v1 or v2) per worker capping its process count and memory, so a fork
+  bomb or a memory bomb is contained and every process of the worker can be killed.
+- ``rlimits``: set by the worker itself before it imports the submission (CPU time, address
+  space, file size, open files, processes, no core dumps).
+- ``uid``: without bubblewrap, a worker started as root drops to ``nobody``.
+
+The level in force is written into every report (``Report.sandbox``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Literal
+
+import torchgrade
+
+Mode = Literal["auto", "bwrap", "none"]
+NOBODY = 65534
+SANDBOX_DIR = "/sandbox"
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """Resource limits of one student worker. Defaults suit the CPU checks of the course."""
+
+    cpu_s: int = 900  # CPU seconds over the worker's whole life (RLIMIT_CPU)
+    memory_mb: int = 6144  # address space (RLIMIT_AS); below 4096 `import torch` fails
+    nproc: int = 256  # processes/threads (cgroup pids.max; RLIMIT_NPROC without bwrap)
+    fsize_mb: int = 64  # largest file the worker may write (RLIMIT_FSIZE)
+    tmpfs_mb: int = 256  # size of its writable /tmp and working directory (bwrap only)
+    nofile: int = 256  # open file descriptors (RLIMIT_NOFILE)
+    output_kb: int = 64  # student stdout+stderr kept for the report; the rest is dropped
+
+
+@dataclasses.dataclass
+class Launch:
+    """A started worker: its process, the cgroup to clean and the isolation level."""
+
+    process: subprocess.Popen
+    level: str
+    cgroups: list[Path]
+
+    def kill(self) -> None:
+        for cg in self.cgroups:
+            _kill_cgroup(cg)
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, 9)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                self.process.kill()
+            except ProcessLookupError:
+                pass
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        for cg in self.cgroups:
+            _kill_cgroup(cg)
+            try:
+                cg.rmdir()
+            except OSError:
+                pass
+
+
+@functools.cache
+def bwrap_available() -> bool:
+    """True when bubblewrap exists and can create its namespaces on this host."""
+    exe = shutil.which("bwrap")
+    if exe is None:
+        return False
+    probe = [exe, "--unshare-all", "--uid", str(NOBODY), "--gid", str(NOBODY),
+             "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "true"]
+    try:
+        return subprocess.run(probe, capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _engine_dir() -> Path:
+    return Path(torchgrade.__file__).resolve().parent
+
+
+def _bwrap_argv(workdir: Path, limits: Limits, gpu: bool) -> list[str]:
+    argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session",
+            "--uid", str(NOBODY), "--gid", str(NOBODY), "--cap-drop", "ALL",
+            "--hostname", "sandbox", "--clearenv"]
+    argv += ["--ro-bind", "/usr", "/usr"]
+    for name in ("bin", "lib", "lib64", "sbin"):
+        host = Path("/") / name
+        if host.is_symlink():
+            argv += ["--symlink", os.readlink(host), f"/{name}"]
+        elif host.exists():
+            argv += ["--ro-bind", str(host), f"/{name}"]
+    for etc in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime",
+                "/etc/alternatives"):
+        argv += ["--ro-bind-try", etc, etc]
+    roots = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), _engine_dir()}
+    roots.add(Path(sys.executable).resolve().parent.parent)
+    for root in sorted(roots):
+        argv += ["--ro-bind", str(root), str(root)]
+    # Symlinked interpreters (a venv's bin/python) must resolve inside the sandbox too.
+    exe = Path(sys.executable)
+    if exe.parent.parent.resolve() not in roots:
+        argv += ["--ro-bind", str(exe.parent.parent), str(exe.parent.parent)]
+    argv += ["--proc", "/proc", "--dev", "/dev"]
+    size = str(limits.tmpfs_mb * 1024 * 1024)
+    argv += ["--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", SANDBOX_DIR]
+    for entry in sorted(workdir.iterdir()):
+        argv += ["--ro-bind", str(entry), f"{SANDBOX_DIR}/{entry.name}"]
+    if gpu:
+        for dev in sorted(Path("/dev").glob("nvidia*")):
+            argv += ["--dev-bind-try", str(dev), str(dev)]
+    argv += ["--chdir", SANDBOX_DIR, "--setenv", "HOME", "/tmp", "--setenv", "PATH",
+             "/usr/bin:/bin", "--setenv", "TMPDIR", "/tmp"]
+    return argv
+
+
+def _cgroup_dirs(limits: Limits) -> list[Path]:
+    """Create one cgroup per controller for a worker; empty when cgroups are not writable."""
+    made: list[Path] = []
+    name = f"torchgrade-{uuid.uuid4().hex[:12]}"
+    settings = {"pids": {"pids.max": str(limits.nproc)},
+                "memory": {"memory.limit_in_bytes": str(limits.memory_mb * 1024 * 1024)}}
+    for controller, files in settings.items():
+        parent = _own_cgroup(controller)
+        if parent is None:
+            continue
+        path = parent / name
+        try:
+            path.mkdir()
+            for fname, value in files.items():
+                (path / fname).write_text(value)
+        except OSError:
+            try:
+                path.rmdir()
+            except OSError:
+                pass
+            continue
+        made.append(path)
+    return made
+
+
+def _own_cgroup(controller: str) -> Path | None:
+    """The v1 cgroup directory this process sits in for ``controller``, if writable."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, rel = line.split(":", 2)
+        if controller in controllers.split(","):
+            path = Path("/sys/fs/cgroup") / controller / rel.lstrip("/")
+            return path if os.access(path, os.W_OK) else None
+    return None
+
+
+def _kill_cgroup(path: Path) -> None:
+    try:
+        pids = (path / "cgroup.procs").read_text().split()
+    except OSError:
+        return
+    for pid in pids:
+        try:
+            os.kill(int(pid), 9)
+        except (ProcessLookupError, ValueError, PermissionError):
+            pass
+
+
+def launch_worker(
+    *, module_name: str, workdir: Path, rx: int, tx: int, out: int, limits: Limits,
+    mode: Mode = "auto", threads: int = 1, gpu: bool = False,
+) -> Launch:
+    """Start a worker for the submission in ``workdir`` (which holds only the module file).
+
+    ``rx``/``tx`` are the worker's ends of the request and reply pipes; ``out`` receives its
+    stdout and stderr.
+    """
+    use_bwrap = mode == "bwrap" or (mode == "auto" and bwrap_available())
+    if mode == "bwrap" and not bwrap_available():
+        raise RuntimeError("--sandbox bwrap was asked for but bubblewrap cannot run here "
+                           "(install the 'bubblewrap' package)")
+    module_file = f"{SANDBOX_DIR if use_bwrap else workdir}/{module_name}.py"
+    worker_limits = {"cpu_s": limits.cpu_s, "memory_mb": limits.memory_mb,
+                     "fsize_mb": limits.fsize_mb, "nofile": limits.nofile,
+                     "nproc": None if use_bwrap else limits.nproc,
+                     "drop_to": None if use_bwrap or os.getuid() != 0 else NOBODY}
+    code = (f"import sys; sys.path.insert(0, {str(_engine_dir().parent)!r}); "
+            "from torchgrade.worker import main; main()")
+    cmd = [sys.executable, "-I", "-c", code, "--module-name", module_name,
+           "--module-file", module_file, "--rx", str(rx), "--tx", str(tx),
+           "--threads", str(threads), "--limits", json.dumps(worker_limits)]
+    if use_bwrap:
+        cmd = _bwrap_argv(workdir, limits, gpu) + cmd
+    cgroups = _cgroup_dirs(limits)
+    if cgroups:
+        joins = " && ".join(f"echo $$ > {cg}/cgroup.procs" for cg in cgroups)
+        cmd = ["/bin/sh", "-c", f'{joins} && exec "$@"', "sh", *cmd]
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8",
+           "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    if not use_bwrap and os.getuid() == 0:
+        workdir.chmod(0o755)
+        for entry in workdir.iterdir():
+            entry.chmod(0o644)
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, pass_fds=(rx, tx),
+        cwd=str(workdir), env=env, start_new_session=True,
+    )
+    level = []
+    if use_bwrap:
+        level.append("bwrap")
+    if cgroups:
+        level.append("cgroup")
+    level.append("rlimits")
+    if worker_limits["drop_to"] is not None:
+        level.append("uid")
+    return Launch(proc, "+".join(level), cgroups)
