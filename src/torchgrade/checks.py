@@ -141,6 +141,19 @@ def _unravel(index: int, shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(reversed(out))
 
 
+def expect_shape(got: Any, shape: tuple[int, ...], *, what: str, dtype: Any = None,
+                 hint: str = "") -> None:
+    """``got`` must be a tensor of ``shape`` (and ``dtype`` when given), with finite values."""
+    import torch
+
+    expect_type(got, torch.Tensor, what=what, hint=hint)
+    if tuple(got.shape) != tuple(shape):
+        fail(f"{what} has the wrong shape.", expected=f"shape {list(shape)}",
+             got=f"shape {list(got.shape)}", hint=hint)
+    if dtype is not None and got.dtype != dtype:
+        fail(f"{what} has the wrong dtype.", expected=str(dtype), got=str(got.dtype), hint=hint)
+
+
 def expect_type(got: Any, typ: Any, *, what: str, hint: str = "") -> None:
     if not isinstance(got, typ):
         name = getattr(typ, "__name__", str(typ))

@@ -127,7 +127,7 @@ class Worker:
         if before is not None:
             result["mutated"] = _mutated(before, args, kwargs)
         if wrt or req.get("grad_params"):
-            result.update(_gradients(value, wrt, req.get("grad_params") or [], args, kwargs))
+            result.update(_gradients(value, wrt, req.get("grad_params") or [], fn, args, kwargs))
         return result
 
     def _target(self, target: Any) -> Any:
@@ -190,7 +190,8 @@ def _same(a: Any, b: Any) -> bool:
     return torch.equal(a, b)
 
 
-def _gradients(value: Any, wrt: list, grad_params: list, args: list, kwargs: dict) -> dict:
+def _gradients(value: Any, wrt: list, grad_params: list, fn: Any, args: list,
+               kwargs: dict) -> dict:
     import torch
 
     if not isinstance(value, torch.Tensor):
@@ -198,7 +199,8 @@ def _gradients(value: Any, wrt: list, grad_params: list, args: list, kwargs: dic
     if not value.requires_grad:
         return {"grads": [None] * len(wrt), "param_grads": [None] * len(grad_params),
                 "differentiable": False}
-    modules = [_get_arg(args, kwargs, k) for k in grad_params]
+    # "self" names the called object itself (a module's forward), else an argument.
+    modules = [fn if k == "self" else _get_arg(args, kwargs, k) for k in grad_params]
     params: list[tuple[int, str, Any]] = []
     for mi, m in enumerate(modules):
         if not isinstance(m, torch.nn.Module):

@@ -1,0 +1,300 @@
+"""Grader of the nt_xent assignment (SimCLR's NT-Xent loss), contract §3 of the spec.
+
+Every check names the mistake it is designed to catch (``catches=``). Public checks compare
+with fixtures built from the reference (fixtures/public.safetensors); hidden checks may call
+the reference live, on the grader's own copies of the inputs. The course text's loss (the
+positive counted twice in the denominator) fails every value check and the closed forms.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from torchgrade.checks import (
+    check,
+    expect_close,
+    expect_raises,
+    expect_scalar,
+    expect_shape,
+    expect_tensor,
+    fail,
+)
+
+DOUBLE_POSITIVE = ("the course text's loss, which puts the positive in the denominator twice "
+                   "(it concatenates the positive column with a similarity matrix that still "
+                   "contains it)")
+
+
+def _pair(n: int, d: int, seed: int, dtype: torch.dtype = torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(n, d, generator=g, dtype=dtype),
+            torch.randn(n, d, generator=g, dtype=dtype))
+
+
+def _reference_grads(reference, z_i, z_j, t):
+    a = z_i.clone().requires_grad_(True)
+    b = z_j.clone().requires_grad_(True)
+    loss = reference.nt_xent_loss(a, b, t)
+    ga, gb = torch.autograd.grad(loss, [a, b])
+    return loss.detach(), ga, gb
+
+
+# -- public checks: fixtures built from the reference -------------------------------------------
+@check(points=5, kind="shape", visibility="public",
+       catches="returning a Python float or a tensor cut off from autograd (.item(), .detach())")
+def test_loss_is_differentiable_scalar(student, fixture_case):
+    """nt_xent_loss returns a 0-dim float tensor that back-propagates to both inputs."""
+    case = fixture_case("random")
+    out = student.grad("nt_xent_loss", case["z_i"], case["z_j"], 0.5, wrt=(0, 1))
+    expect_scalar(out.value, what="nt_xent_loss(z_i, z_j)", requires_grad=False)
+    if out.value.dtype != torch.float32:
+        fail("nt_xent_loss on float32 inputs returned another dtype.", expected="float32",
+             got=str(out.value.dtype))
+    if not out.differentiable or any(g is None for g in out.grads):
+        fail("nt_xent_loss cannot be back-propagated to z_i and z_j.",
+             expected="gradients for both inputs", got="no gradient",
+             hint="build the loss from z_i and z_j with torch operations only")
+
+
+@check(points=10, kind="value", visibility="public", catches=DOUBLE_POSITIVE)
+def test_loss_matches_reference_public(student, fixture_case):
+    """nt_xent_loss matches the reference on the public fixtures (float32 and float64)."""
+    for name, atol in (("random", 1e-5), ("correlated_f64", 1e-10)):
+        case = fixture_case(name)
+        got = student.nt_xent_loss(case["z_i"], case["z_j"], case["temperature"])
+        expect_tensor(got, case["expected"], what=f"nt_xent_loss on fixture '{name}'",
+                      rtol=1e-5, atol=atol,
+                      hint="each anchor's denominator has 2N - 1 terms: its positive once and "
+                      "the 2N - 2 negatives, never the anchor itself")
+
+
+@check(points=5, kind="value", visibility="public",
+       catches=f"{DOUBLE_POSITIVE}: it gives log(2N) here instead of log(2N - 1)")
+def test_all_equal_closed_form_public(student):
+    """When all 2N embeddings are equal the loss is log(2N - 1)."""
+    for n in (2, 4, 7):
+        z = torch.ones(n, 5, dtype=torch.float64)
+        got = student.nt_xent_loss(z, z.clone(), 0.5)
+        expect_close(got, math.log(2 * n - 1), what=f"nt_xent_loss of {2 * n} equal embeddings",
+                     rtol=1e-9, atol=1e-9,
+                     hint="every similarity is 1, so each anchor picks its positive among "
+                     "2N - 1 equally likely candidates")
+
+
+@check(points=5, kind="value", visibility="public",
+       catches="a projection head with other layers, names (net.0, net.2) or activation")
+def test_projection_head_public(student, fixture_case):
+    """ProjectionHead(32, 64, 16) loads the reference weights and gives the same output."""
+    case = fixture_case("head")
+    state = {k.removeprefix("sd."): v for k, v in case.items() if k.startswith("sd.")}
+    head = student.ProjectionHead(32, 64, 16)
+    names = sorted(head.state_dict().keys())
+    if names != sorted(state):
+        fail("ProjectionHead has the wrong parameters.", expected=str(sorted(state)),
+             got=str(names), hint="keep the layers in self.net = nn.Sequential(Linear, ReLU, "
+             "Linear)")
+    head.load_state_dict(state)
+    expect_tensor(head(case["h"]), case["expected"], what="ProjectionHead(32, 64, 16)(h)",
+                  rtol=1e-5, atol=1e-6)
+
+
+@check(points=5, kind="invariant", visibility="public",
+       catches="views outside [0, 1], of another shape, identical views, or randomness not "
+       "drawn from the generator argument")
+def test_simclr_views_public(student):
+    """simclr_views returns two different [0, 1] views of the input's shape, reproducible
+    from a seeded generator."""
+    g = torch.Generator().manual_seed(3)
+    images = torch.rand(6, 3, 16, 16, generator=g)
+    first = student.simclr_views(images, generator=torch.Generator().manual_seed(11))
+    again = student.simclr_views(images, generator=torch.Generator().manual_seed(11))
+    if not (isinstance(first, tuple | list) and len(first) == 2):
+        fail("simclr_views must return two views.", expected="(view_1, view_2)",
+             got=type(first).__name__)
+    for k, view in enumerate(first):
+        expect_shape(view, tuple(images.shape), what=f"view_{k + 1}", dtype=images.dtype)
+        if float(view.min()) < -1e-6 or float(view.max()) > 1 + 1e-6:
+            fail(f"view_{k + 1} leaves [0, 1].", expected="values in [0, 1]",
+                 got=f"[{float(view.min()):.3g}, {float(view.max()):.3g}]",
+                 hint="clamp after colour jitter")
+        expect_tensor(again[k], view, what=f"view_{k + 1} with the same seed",
+                      hint="draw every random number from the `generator` argument")
+    if torch.equal(first[0], first[1]):
+        fail("the two views are identical.", expected="two different augmentations",
+             got="view_1 == view_2")
+
+
+@check(points=5, kind="robustness", visibility="public",
+       catches="missing argument validation (1-D input, mismatched shapes, temperature <= 0)")
+def test_bad_arguments_public(student):
+    """nt_xent_loss raises ValueError naming the argument for bad inputs."""
+    z = torch.randn(4, 8)
+    with expect_raises("ValueError", what="nt_xent_loss with 1-D z_i", mentions="z_i"):
+        student.nt_xent_loss(torch.randn(8), z)
+    with expect_raises("ValueError", what="nt_xent_loss with shapes [4, 8] and [5, 8]"):
+        student.nt_xent_loss(z, torch.randn(5, 8))
+    with expect_raises("ValueError", what="nt_xent_loss with temperature 0",
+                       mentions="temperature"):
+        student.nt_xent_loss(z, z.clone(), 0.0)
+
+
+# -- hidden checks: the reference, live ----------------------------------------------------------
+@check(points=10, kind="value", catches=DOUBLE_POSITIVE)
+def test_loss_matches_reference_hidden(student, reference):
+    """nt_xent_loss matches the reference on unseen sizes and temperatures (float64)."""
+    for n, d, t, seed in ((1, 3, 0.5, 1), (2, 4, 0.1, 2), (5, 64, 1.0, 3), (33, 7, 0.3, 4)):
+        z_i, z_j = _pair(n, d, seed)
+        expected = reference.nt_xent_loss(z_i.clone(), z_j.clone(), t)
+        got = student.nt_xent_loss(z_i, z_j, t)
+        expect_tensor(got, expected, what=f"nt_xent_loss (N={n}, D={d}, t={t})", rtol=1e-7,
+                      atol=1e-9, dtype=torch.float64)
+
+
+@check(points=5, kind="value",
+       catches=f"{DOUBLE_POSITIVE}, or a temperature applied to only part of the logits")
+def test_orthogonal_closed_form(student):
+    """z_i == z_j with orthonormal rows gives log(1 + (2N - 2) exp(-1/t))."""
+    for n, t in ((3, 0.5), (6, 0.1), (4, 1.0)):
+        z = torch.eye(n, 8, dtype=torch.float64) * 3.0
+        got = student.nt_xent_loss(z, z.clone(), t)
+        expect_close(got, math.log1p((2 * n - 2) * math.exp(-1 / t)),
+                     what=f"orthonormal closed form (N={n}, t={t})", rtol=1e-7, atol=1e-12)
+
+
+@check(points=5, kind="value", catches="a loss whose value is right but whose gradient is "
+       "not (a detached normalisation, an in-place edit, a hard-coded label)")
+def test_gradients_match_reference(student, reference):
+    """The gradients w.r.t. z_i and z_j equal the reference's."""
+    z_i, z_j = _pair(6, 12, 21)
+    _, ga, gb = _reference_grads(reference, z_i, z_j, 0.2)
+    out = student.grad("nt_xent_loss", z_i, z_j, 0.2, wrt=(0, 1))
+    if not out.differentiable or out.grads[0] is None or out.grads[1] is None:
+        fail("the loss does not back-propagate to both inputs.", expected="gradients",
+             got="none")
+    expect_tensor(out.grads[0], ga, what="d loss / d z_i", rtol=1e-6, atol=1e-10)
+    expect_tensor(out.grads[1], gb, what="d loss / d z_j", rtol=1e-6, atol=1e-10)
+
+
+_sizes = st.tuples(st.integers(1, 12), st.integers(1, 24), st.integers(0, 2**31 - 1))
+_temps = st.floats(0.05, 2.0)
+
+
+@check(points=5, kind="invariant", catches="averaging over one view's anchors only, or "
+       "treating the two views differently")
+@given(size=_sizes, t=_temps)
+@example(size=(1, 1, 0), t=0.5)
+def test_symmetric_in_views(student, size, t):
+    """Swapping the two views leaves the loss unchanged."""
+    z_i, z_j = _pair(*size)
+    a = student.nt_xent_loss(z_i, z_j, t)
+    b = student.nt_xent_loss(z_j, z_i, t)
+    expect_tensor(b, a, what="nt_xent_loss(z_j, z_i) vs nt_xent_loss(z_i, z_j)", rtol=1e-7,
+                  atol=1e-9)
+
+
+@check(points=5, kind="invariant", catches="dot products instead of cosine similarity (no L2 "
+       "normalisation)")
+@given(size=_sizes, t=_temps, scale=st.floats(1e-3, 1e3))
+def test_invariant_to_scale(student, size, t, scale):
+    """Scaling the embeddings does not change the loss (cosine similarity)."""
+    z_i, z_j = _pair(*size)
+    a = student.nt_xent_loss(z_i, z_j, t)
+    b = student.nt_xent_loss(z_i * scale, z_j * (scale * 0.5), t)
+    expect_tensor(b, a, what="nt_xent_loss of rescaled embeddings", rtol=1e-6, atol=1e-9)
+
+
+@check(points=5, kind="invariant", catches="pairing rows by position in a way that breaks "
+       "when the batch is shuffled (e.g. a fixed label vector)")
+@given(size=_sizes, t=_temps, perm_seed=st.integers(0, 1000))
+def test_invariant_to_batch_permutation(student, size, t, perm_seed):
+    """Shuffling the pairs (the same permutation for both views) leaves the loss unchanged."""
+    z_i, z_j = _pair(*size)
+    perm = torch.randperm(size[0], generator=torch.Generator().manual_seed(perm_seed))
+    a = student.nt_xent_loss(z_i, z_j, t)
+    b = student.nt_xent_loss(z_i[perm], z_j[perm], t)
+    expect_tensor(b, a, what="nt_xent_loss of the shuffled batch", rtol=1e-7, atol=1e-9)
+
+
+@check(points=5, kind="robustness", catches="exp() without the log-sum-exp trick, which "
+       "overflows at low temperature or large norms")
+def test_stable_at_low_temperature_and_large_norms(student, reference):
+    """Temperature 0.05 and norms of 1e4 give a finite loss and finite gradients, equal to the
+    reference's."""
+    z_i, z_j = _pair(16, 32, 5, dtype=torch.float32)
+    z_i, z_j = z_i * 1e4 / z_i.norm(dim=1, keepdim=True), z_j * 1e4 / z_j.norm(dim=1,
+                                                                               keepdim=True)
+    loss, ga, gb = _reference_grads(reference, z_i, z_j, 0.05)
+    out = student.grad("nt_xent_loss", z_i, z_j, 0.05, wrt=(0, 1))
+    expect_tensor(out.value, loss, what="loss at t=0.05, |z|=1e4", rtol=1e-4, atol=1e-4)
+    for got, want, name in ((out.grads[0], ga, "z_i"), (out.grads[1], gb, "z_j")):
+        if got is None:
+            fail("no gradient at t=0.05.", expected=f"a gradient for {name}", got="none")
+        expect_tensor(got, want, what=f"d loss / d {name} at t=0.05", rtol=1e-3, atol=1e-8)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+@check(points=2.5, kind="robustness", catches="computing in half precision (the -9e15 fill is "
+       "-inf in float16, exp overflows) instead of upcasting to float32")
+def test_half_precision_inputs(student, reference, dtype):
+    """Half-precision inputs give a finite float32 loss and finite gradients."""
+    z_i, z_j = _pair(8, 16, 9, dtype=torch.float32)
+    z_i, z_j = z_i.to(dtype), z_j.to(dtype)
+    want = reference.nt_xent_loss(z_i.float(), z_j.float(), 0.05)
+    out = student.grad("nt_xent_loss", z_i, z_j, 0.05, wrt=(0, 1))
+    expect_tensor(out.value, want, what=f"loss of {dtype} inputs at t=0.05", rtol=1e-4,
+                  atol=1e-4, dtype=torch.float32,
+                  hint="compute in float32 and return float32")
+    for got in out.grads:
+        if got is None or not bool(torch.isfinite(got.float()).all()):
+            fail(f"gradients for {dtype} inputs are missing or not finite.",
+                 expected="finite gradients", got="none" if got is None else "NaN/inf")
+
+
+@check(points=2, kind="robustness", catches="normalising the inputs in place (z.div_(...)), "
+       "which corrupts the caller's embeddings")
+def test_does_not_modify_inputs(student):
+    """nt_xent_loss leaves its input tensors unchanged."""
+    z_i, z_j = _pair(5, 6, 13)
+    _, mutated = student.call("nt_xent_loss", z_i, z_j, 0.5, _check_inputs=True)
+    if mutated:
+        fail("nt_xent_loss modified its inputs in place.", expected="inputs unchanged",
+             got=f"argument(s) {mutated} changed")
+
+
+@check(points=3, kind="robustness", catches="missing validation of rank, batch size and "
+       "temperature")
+def test_bad_arguments_hidden(student):
+    """More bad arguments: 3-D input, empty batch, negative or NaN temperature."""
+    z = torch.randn(3, 4)
+    with expect_raises("ValueError", what="nt_xent_loss with 3-D z_j", mentions="z_j"):
+        student.nt_xent_loss(z, torch.randn(3, 4, 1))
+    with expect_raises("ValueError", what="nt_xent_loss with an empty batch"):
+        student.nt_xent_loss(torch.randn(0, 4), torch.randn(0, 4))
+    for t in (-0.5, math.nan):
+        with expect_raises("ValueError", what=f"nt_xent_loss with temperature {t}",
+                           mentions="temperature"):
+            student.nt_xent_loss(z, z.clone(), t)
+
+
+@check(points=5, kind="shape", catches="wrong default sizes (hidden 512, out 128) or a head "
+       "whose first layer does not receive gradients")
+def test_projection_head_defaults(student):
+    """ProjectionHead(20) has hidden width 512 and output 128, and trains end to end."""
+    head = student.ProjectionHead(20)
+    shapes = {k: list(v.shape) for k, v in head.state_dict().items()}
+    want = {"net.0.weight": [512, 20], "net.0.bias": [512], "net.2.weight": [128, 512],
+            "net.2.bias": [128]}
+    if shapes != want:
+        fail("ProjectionHead(20) has the wrong parameter shapes.", expected=str(want),
+             got=str(shapes))
+    out = student.grad(head, torch.randn(3, 20), wrt=(0,), grad_params=("self",))
+    expect_shape(out.value, (3, 128), what="ProjectionHead(20)(h)")
+    first = out.param_grads[0].get("net.0.weight") if out.param_grads else None
+    if out.grads[0] is None or first is None or not bool(first.abs().sum() > 0):
+        fail("gradients do not reach the head's first layer.", expected="non-zero gradients "
+             "for the input and net.0.weight", got="none", hint="do not detach inside forward")
