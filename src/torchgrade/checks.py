@@ -203,13 +203,20 @@ def expect_raises(exc_name: str, *, what: str, mentions: str | None = None,
     names ``mentions`` when given."""
     try:
         yield
-    except StudentError as err:
-        if not err.is_a(exc_name):
+    except CheckFailure:
+        raise
+    except Exception as exc:  # noqa: BLE001 - StudentError, or a real one in-process
+        if isinstance(exc, StudentError):
+            type_name, message, mro = exc.type_name, exc.message, exc.mro
+        else:
+            type_name, message = type(exc).__name__, str(exc)
+            mro = tuple(c.__name__ for c in type(exc).__mro__)
+        if exc_name not in mro:
             fail(f"{what} raised the wrong exception.", expected=exc_name,
-                 got=f"{err.type_name}: {err.message}", hint=hint)
-        if mentions is not None and mentions.lower() not in err.message.lower():
+                 got=f"{type_name}: {message}", hint=hint)
+        if mentions is not None and mentions.lower() not in message.lower():
             fail(f"{what} raised {exc_name}, but its message does not name the argument.",
-                 expected=f"a message mentioning {mentions!r}", got=repr(err.message[:200]),
+                 expected=f"a message mentioning {mentions!r}", got=repr(message[:200]),
                  hint=hint)
         return
     fail(f"{what} did not raise.", expected=exc_name, got="a normal return", hint=hint)

@@ -25,6 +25,7 @@ from torchgrade.assignment import Assignment, load
 from torchgrade.fixtures import load_cases
 from torchgrade.proxy import (
     Deadline,
+    LocalStudent,
     StudentError,
     StudentProxy,
     StudentTimeout,
@@ -52,13 +53,17 @@ class Session:
         self.deadline = Deadline()
         self.client: WorkerClient | None = None
         submission = cfg.get("submission")
-        if submission and Path(submission).is_file():
+        self.local: LocalStudent | None = None
+        if submission and Path(submission).is_file() and cfg.get("inprocess"):
+            # Benchmarks only: the submission imported into this process, no boundary at all.
+            self.local = LocalStudent(_import_path(Path(submission), self.assignment.module))
+        elif submission and Path(submission).is_file():
             limits = Limits(**{**self.assignment.limits.__dict__, **cfg.get("limits", {})})
             self.client = WorkerClient(
                 Path(submission), self.assignment.module, limits=limits,
                 mode=cfg.get("sandbox", "auto"), threads=int(cfg.get("threads", 1)),
                 gpu=self.profile == "gpu", import_timeout_s=self.assignment.import_timeout_s)
-        self.missing_reason = "" if self.client else (
+        self.missing_reason = "" if self.client or self.local else (
             f"no submission file: expected {self.assignment.module}.py")
         self.proxy = StudentProxy(self.client, self.deadline) if self.client else None
         if self.proxy is not None:
@@ -229,6 +234,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def student(request: pytest.FixtureRequest) -> StudentProxy:
     """The submission, behind the trust boundary. Reseeded before every check."""
     s = _session()
+    if s.local is not None:
+        s.local.reseed(zlib.crc32(request.node.name.encode()))
+        return s.local  # type: ignore[return-value]
     if s.proxy is None or s.client is None:
         raise SubmissionUnloadable(s.missing_reason)
     s.client.begin_check()
@@ -243,10 +251,13 @@ def reference() -> Any:
     path = s.assignment.solution_file
     if s.visibility != "all" or not path.is_file():
         raise RuntimeError("the reference solution is not available to public checks")
-    name = f"torchgrade_reference_{s.assignment.name}"
+    return _import_path(path, f"torchgrade_reference_{s.assignment.name}")
+
+
+def _import_path(path: Path, name: str) -> Any:
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise RuntimeError(f"cannot load the reference {path}")
+        raise RuntimeError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)

@@ -14,6 +14,7 @@ hung worker dozens of times; the next check gets a fresh worker.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import queue
@@ -432,3 +433,63 @@ def _target(target: Any) -> Any:
     if isinstance(target, str):
         return target
     raise TypeError("a call target is a module attribute name or a RemoteHandle")
+
+
+class LocalStudent:
+    """The same interface as ``StudentProxy`` over a module imported in this process.
+
+    For measuring the cost of the trust boundary (``benchmarks/``) and for course staff who
+    debug a grader against their own reference. Never used to grade students: it trusts the
+    module completely.
+    """
+
+    def __init__(self, module: Any) -> None:
+        self._module = module
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._module, name)
+
+    def _resolve(self, target: Any) -> Any:
+        return getattr(self._module, target) if isinstance(target, str) else target
+
+    def call(self, target: Any, *args: Any, _check_inputs: bool = False, _no_grad: bool = False,
+             **kwargs: Any) -> Any:
+        import torch
+
+        from torchgrade.worker import _mutated, _snapshot
+
+        before = _snapshot(list(args), kwargs) if _check_inputs else None
+        with torch.no_grad() if _no_grad else contextlib.nullcontext():
+            value = self._resolve(target)(*args, **kwargs)
+        if before is not None:
+            return value, _mutated(before, list(args), kwargs)
+        return value
+
+    def grad(self, target: Any, *args: Any, wrt: tuple[Any, ...] = (0,),
+             grad_params: tuple[Any, ...] = (), **kwargs: Any) -> GradResult:
+        from torchgrade.worker import _get_arg, _gradients
+
+        args_l = [a.detach().clone() if hasattr(a, "detach") else a for a in args]
+        fn = self._resolve(target)
+        for key in wrt:
+            _get_arg(args_l, kwargs, key).requires_grad_(True)
+        value = fn(*args_l, **kwargs)
+        out = _gradients(value, [(k, _get_arg(args_l, kwargs, k)) for k in wrt],
+                         list(grad_params), fn, args_l, kwargs)
+        return GradResult(value, out["grads"], out["param_grads"], out["differentiable"])
+
+    def construct(self, factory: str, *args: Any, **kwargs: Any) -> Any:
+        import importlib
+
+        module_name, _, attr = factory.partition(":")
+        return getattr(importlib.import_module(module_name), attr)(*args, **kwargs)
+
+    def reseed(self, seed: int) -> None:
+        from torchgrade.worker import seed_everything
+
+        seed_everything(seed)
+
+    def defines(self, name: str) -> bool:
+        return hasattr(self._module, name)

@@ -40,6 +40,9 @@ class Options:
     sandbox: Mode = "auto"
     threads: int = 1
     max_examples: int = 25  # hypothesis examples per invariant check
+    # Import the submission into the grader process: no trust boundary at all. Only for
+    # measuring what the boundary costs (benchmarks/); never for grading students.
+    inprocess: bool = False
 
 
 def sha256_file(path: Path | None) -> str:
@@ -75,7 +78,7 @@ def grade_submission(assignment: Assignment, submission: Path | None, student: s
             "submission": str(submission) if submission and submission.is_file() else None,
             "profile": options.profile, "visibility": options.visibility,
             "sandbox": options.sandbox, "threads": options.threads, "results": str(results),
-            "max_examples": options.max_examples,
+            "max_examples": options.max_examples, "inprocess": options.inprocess,
         }
         (tmpdir / "config.json").write_text(json.dumps(cfg))
         (tmpdir / "pytest.ini").write_text("[pytest]\n")
