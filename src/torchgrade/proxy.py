@@ -127,6 +127,10 @@ class WorkerClient:
         workdir = self._tmp / f"w{self.starts}"
         workdir.mkdir()
         shutil.copyfile(self.submission, workdir / f"{self.module_name}.py")
+        # Readable by the unprivileged uid a worker may drop to (see sandbox.py).
+        self._tmp.chmod(0o711)
+        workdir.chmod(0o755)
+        (workdir / f"{self.module_name}.py").chmod(0o644)
         req_r, req_w = os.pipe()
         rep_r, rep_w = os.pipe()
         out_r, out_w = os.pipe()
@@ -230,7 +234,9 @@ class WorkerClient:
                                "at the top level? put it under `if __name__ == '__main__':`)")
             raise SubmissionUnloadable(self.unloadable) from None
         except WorkerCrashed as exc:
-            self.unloadable = f"the submission crashed while being imported: {exc}"
+            said = self.output.text().strip()[-1500:]
+            self.unloadable = f"the submission crashed while being imported: {exc}" + (
+                f"\nits last output:\n{said}" if said else "")
             raise SubmissionUnloadable(self.unloadable) from None
         if not isinstance(reply, dict) or not reply.get("ok"):
             err = reply.get("error", {}) if isinstance(reply, dict) else {}

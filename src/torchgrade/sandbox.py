@@ -184,6 +184,27 @@ def _kill_cgroup(path: Path) -> None:
             pass
 
 
+def _can_drop_to_nobody(workdir: Path) -> bool:
+    """As root without bubblewrap, the worker can run as ``nobody`` if ``nobody`` can reach
+    the interpreter, the engine and the submission (a Python under /root usually cannot)."""
+    if os.getuid() != 0:
+        return False
+    needed = [Path(sys.executable).resolve(), Path(sys.prefix), Path(sys.base_prefix),
+              _engine_dir(), workdir]
+    return all(_world_reachable(p) for p in needed)
+
+
+def _world_reachable(path: Path) -> bool:
+    for part in (path, *path.parents):
+        try:
+            mode = part.stat().st_mode
+        except OSError:
+            return False
+        if not mode & 0o001:  # others may not traverse (or execute)
+            return False
+    return True
+
+
 def launch_worker(
     *, module_name: str, workdir: Path, rx: int, tx: int, out: int, limits: Limits,
     mode: Mode = "auto", threads: int = 1, gpu: bool = False,
@@ -201,10 +222,11 @@ def launch_worker(
     worker_limits = {"cpu_s": limits.cpu_s, "memory_mb": limits.memory_mb,
                      "fsize_mb": limits.fsize_mb, "nofile": limits.nofile,
                      "nproc": None if use_bwrap else limits.nproc,
-                     "drop_to": None if use_bwrap or os.getuid() != 0 else NOBODY}
+                     "drop_to": NOBODY if not use_bwrap and _can_drop_to_nobody(workdir)
+                     else None}
     code = (f"import sys; sys.path.insert(0, {str(_engine_dir().parent)!r}); "
             "from torchgrade.worker import main; main()")
-    cmd = [sys.executable, "-I", "-c", code, "--module-name", module_name,
+    cmd = [sys.executable, "-I", "-u", "-c", code, "--module-name", module_name,
            "--module-file", module_file, "--rx", str(rx), "--tx", str(tx),
            "--threads", str(threads), "--limits", json.dumps(worker_limits)]
     if use_bwrap:
@@ -215,10 +237,6 @@ def launch_worker(
         cmd = ["/bin/sh", "-c", f'{joins} && exec "$@"', "sh", *cmd]
     env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8",
            "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    if not use_bwrap and os.getuid() == 0:
-        workdir.chmod(0o755)
-        for entry in workdir.iterdir():
-            entry.chmod(0o644)
     proc = subprocess.Popen(
         cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, pass_fds=(rx, tx),
         cwd=str(workdir), env=env, start_new_session=True,

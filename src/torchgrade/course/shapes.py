@@ -82,6 +82,7 @@ def make_shapes(
     noise: float = 0.03,
     min_radius: float = 0.16,
     max_radius: float = 0.30,
+    rotate: bool = True,
 ) -> tuple[Tensor, Tensor]:
     """Draw ``n`` shape images and their labels, deterministically from ``seed``.
 
@@ -118,7 +119,7 @@ def make_shapes(
     radius = size * (min_radius + (max_radius - min_radius) * torch.rand(n, generator=g))
     margin = _EXTENT * radius + 0.5  # keep the whole shape inside the image
     centre = margin[:, None] + (size - 2 * margin[:, None]) * torch.rand(n, 2, generator=g)
-    angle = 2 * math.pi * torch.rand(n, generator=g)
+    angle = 2 * math.pi * torch.rand(n, generator=g) * float(rotate)
     background = torch.rand(n, 3, generator=g)
     foreground = _far_colours(background, g)
     pixel_noise = noise * torch.randn(n, 3, size, size, generator=g)
