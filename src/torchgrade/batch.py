@@ -26,6 +26,7 @@ from torchgrade.render import write_class_csv, write_gradescope, write_junit, wr
 from torchgrade.report import Report, write_report
 from torchgrade.runner import Options, grade_submission
 
+INTERNAL = "torchgrade failed while grading this submission"
 STUDENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
 
 
@@ -71,8 +72,7 @@ def _internal_error_report(assignment: Assignment, student: str, options: Option
         grader_version=assignment.version, duration_s=0.0, checks=(),
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         torchgrade_version=torchgrade.__version__, visibility=options.visibility,
-        submission_error=f"torchgrade failed while grading this submission (not the "
-                         f"student's fault; please report it):\n{text}")
+        submission_error=f"{INTERNAL} (not the student's fault; please report it):\n{text}")
 
 
 def grade_one(assignment: Assignment, submissions: Path, student: str, out_dir: Path,

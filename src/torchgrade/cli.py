@@ -6,7 +6,8 @@
     torchgrade list                         the assignments this course directory has
 
 Exit status: 0 success (for ``check``: every public check passed), 1 checks failed,
-2 bad usage or input (with a message saying what to fix).
+2 bad usage or input (with a message saying what to fix), 3 torchgrade itself failed on some
+submission of a batch (their reports say why; the rest of the batch is graded).
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ def print_report(report: Report, verbose: bool) -> None:
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
-    from torchgrade.batch import discover, grade_batch, plain_progress
+    from torchgrade.batch import INTERNAL, discover, grade_batch, plain_progress
     from torchgrade.runner import Options
 
     assignment = load(args.assignment, _root(args))
@@ -163,6 +164,11 @@ def cmd_grade(args: argparse.Namespace) -> int:
               + ("   (submission problem)" if r.submission_error else ""))
     print(f"\nreports: {result.out_dir}/<student>/{assignment.name}.json (.html for people)")
     print(f"class CSV: {result.csv_path}   ({result.duration_s:.1f} s)")
+    broken = [r.student for r in result.reports if r.submission_error.startswith(INTERNAL)]
+    if broken:
+        print(f"torchgrade itself failed on {len(broken)} submission(s): {', '.join(broken)} "
+              "(see their reports)", file=sys.stderr)
+        return 3
     return 0
 
 

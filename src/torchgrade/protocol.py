@@ -110,7 +110,8 @@ class Encoder:
             if all(type(k) is str for k in value):
                 if TAG not in value:
                     return {k: self.encode(v, depth + 1) for k, v in value.items()}
-            items = [[self.encode(k, depth + 1), self.encode(v, depth + 1)] for k, v in value.items()]
+            items = [[self.encode(k, depth + 1), self.encode(v, depth + 1)]
+                     for k, v in value.items()]
             return {TAG: "dict", "items": items}
         if t is bytes or t is bytearray:
             return {TAG: "bytes", "buf": self._buf(bytes(value))}

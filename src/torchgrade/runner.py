@@ -90,6 +90,7 @@ def grade_submission(assignment: Assignment, submission: Path | None, student: s
     if collected is None:
         raise GraderError(f"the {assignment.name} grader did not collect its checks:\n"
                           f"{grader_log}")
+    _check_total(assignment, collected, options)
     finished = next((e for e in events if e.get("event") == "finished"), {})
     outcomes = {e["name"]: e for e in events if e.get("event") == "result"}
     missing_why = (f"grading was stopped after {assignment.submission_timeout_s:g} s"
@@ -110,6 +111,17 @@ def grade_submission(assignment: Assignment, submission: Path | None, student: s
         extra={"worker_starts": finished.get("worker_starts", 0)} | (
             {"grader_log": grader_log} if not finished else {}),
     )
+
+
+def _check_total(assignment: Assignment, collected: list[dict], options: Options) -> None:
+    """The CPU profile's checks must add up to the rubric's total: a check lost by a bad edit
+    (or a grader file that failed to import) is a broken grader, not a lower score."""
+    if options.profile != "cpu" or options.visibility != "all":
+        return
+    total = sum(float(c["points"]) for c in collected)
+    if abs(total - assignment.total_points) > 1e-9:
+        raise GraderError(f"the {assignment.name} grader's checks add up to {total:g} points "
+                          f"but its rubric says total_points = {assignment.total_points:g}")
 
 
 def _run_grader(assignment: Assignment, tmpdir: Path, log: Path) -> bool:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from torchgrade.render._text import strip_controls
 from torchgrade.report import Report, atomic_write_text
 
 BASE_COLUMNS: tuple[str, ...] = (
@@ -24,12 +24,11 @@ BASE_COLUMNS: tuple[str, ...] = (
 STATUS_COLUMNS: tuple[str, ...] = ("passed", "failed", "error", "timeout", "skipped")
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _safe(text: str) -> str:
     """``text`` as a cell a spreadsheet shows verbatim instead of evaluating."""
-    text = _CONTROL_CHARS.sub("", text)
+    text = strip_controls(text)
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 

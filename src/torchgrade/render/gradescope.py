@@ -12,21 +12,16 @@ derived from student code is rendered as HTML or Markdown by Gradescope, and con
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
+from torchgrade.render._text import strip_controls
 from torchgrade.report import CheckResult, Report, atomic_write_text
 
 VISIBILITY = {"public": "visible", "hidden": "after_published"}
 
-# Control characters other than tab and newline: NUL in particular is rejected by some JSON
-# consumers (PostgreSQL's jsonb among them), and ESC sequences are noise in "text" output.
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def _text(value: str) -> str:
-    return _CONTROL_CHARS.sub("", value)
+# NUL in particular is rejected by some JSON consumers (PostgreSQL's jsonb among them).
+_text = strip_controls
 
 
 def _check_output(check: CheckResult) -> str:

@@ -9,23 +9,18 @@ page is self-contained (inline CSS, no JavaScript) so it can be mailed or opened
 from __future__ import annotations
 
 import functools
-import re
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from torchgrade.render._text import strip_controls
 from torchgrade.report import Report, atomic_write_text
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
-# C0 controls (bar tab, newline, carriage return), DEL and C1 controls: meaningless in a page
-# and, like NUL or ESC, a way for hostile output to confuse whoever reads the HTML.
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-
-
 def _strip_controls(value: Any) -> Any:
-    return _CONTROL_CHARS.sub("", value) if isinstance(value, str) else value
+    return strip_controls(value) if isinstance(value, str) else value
 
 
 def _fmt_number(value: float) -> str:
