@@ -298,3 +298,67 @@ def test_projection_head_defaults(student):
     if out.grads[0] is None or first is None or not bool(first.abs().sum() > 0):
         fail("gradients do not reach the head's first layer.", expected="non-zero gradients "
              "for the input and net.0.weight", got="none", hint="do not detach inside forward")
+
+
+# -- training: a linear probe on the SimCLR encoder ---------------------------------------------
+TRAINING_CATCHES = ("a loss or training loop that does not learn (wrong positives, no "
+                    "optimizer step, views that are not augmentations, gradients cut off)")
+
+
+def _probe_accuracies(student, budget, device):
+    """Train the course encoder with the student's train_simclr; return the probe accuracies
+    of (SimCLR features, raw pixels, the same encoder untrained)."""
+    from torchgrade.course.encoders import SmallConvEncoder
+    from torchgrade.course.probe import linear_probe_accuracy
+    from torchgrade.course.shapes import make_shapes
+
+    size = int(budget["image_size"])
+    train_x, train_y = make_shapes(int(budget["n_train"]), size=size, seed=int(budget["seed"]))
+    test_x, test_y = make_shapes(int(budget["n_test"]), size=size, seed=int(budget["seed"]) + 1)
+    torch.manual_seed(int(budget["seed"]))
+    untrained = SmallConvEncoder(3, int(budget["width"]), int(budget["out_dim"]))
+    encoder = student.construct("torchgrade.course.encoders:SmallConvEncoder", 3,
+                                int(budget["width"]), int(budget["out_dim"]))
+    encoder.load_state_dict({k: v.clone() for k, v in untrained.state_dict().items()})
+    if device != "cpu":
+        encoder = encoder.to(device)
+    trained = student.train_simclr(
+        encoder, train_x.to(device), epochs=int(budget["epochs"]),
+        batch_size=int(budget["batch_size"]), temperature=float(budget["temperature"]),
+        lr=float(budget["lr"]), generator=torch.Generator().manual_seed(int(budget["seed"])))
+    if not hasattr(trained, "type_name"):
+        fail("train_simclr must return the trained encoder.", expected="an nn.Module",
+             got=type(trained).__name__)
+    feats = [student.call(trained, x.to(device), _no_grad=True) for x in (train_x, test_x)]
+    for f, n in zip(feats, (len(train_x), len(test_x)), strict=True):
+        expect_shape(f, (n, int(budget["out_dim"])), what="the trained encoder's features")
+    simclr = linear_probe_accuracy(feats[0].cpu(), train_y, feats[1].cpu(), test_y)
+    raw = linear_probe_accuracy(train_x.flatten(1), train_y, test_x.flatten(1), test_y)
+    with torch.no_grad():
+        rand = linear_probe_accuracy(untrained(train_x), train_y, untrained(test_x), test_y)
+    return simclr, raw, rand
+
+
+def _judge(simclr, raw, rand, budget):
+    floor, margin = float(budget["min_accuracy"]), float(budget["min_margin"])
+    best = max(raw, rand)
+    if simclr < floor or simclr - best < margin:
+        fail("a linear probe on your SimCLR encoder is not clearly better than the baselines.",
+             expected=f"accuracy >= {floor:.2f} and >= {margin:.2f} above the best baseline "
+             f"(raw pixels {raw:.3f}, untrained encoder {rand:.3f})",
+             got=f"accuracy {simclr:.3f}",
+             hint="check the loss on the examples above first; then that every batch makes "
+             "two augmented views and that the optimizer updates the encoder")
+
+
+@check(points=10, kind="training", timeout=240, profiles=("cpu",), catches=TRAINING_CATCHES)
+def test_simclr_linear_probe(student, budget):
+    """SimCLR training on synthetic shapes: a linear probe on the encoder beats a probe on raw
+    pixels and on the untrained encoder by a clear margin."""
+    _judge(*_probe_accuracies(student, budget, "cpu"), budget)
+
+
+@check(points=10, kind="training", timeout=500, profiles=("gpu",), catches=TRAINING_CATCHES)
+def test_simclr_linear_probe_gpu(student, budget, device):
+    """The training check on the GPU, with a larger data set, more epochs and a higher bar."""
+    _judge(*_probe_accuracies(student, budget, device), budget)

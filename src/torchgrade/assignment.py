@@ -9,6 +9,7 @@ Instructor input is validated with clear errors, never with ``assert``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from pathlib import Path
@@ -108,7 +109,7 @@ def load(name: str, root: Path | None = None) -> Assignment:
         check_timeout_s=_positive(limits, "check_timeout_s", rubric_path, 30.0),
         import_timeout_s=_positive(limits, "import_timeout_s", rubric_path, 60.0),
         submission_timeout_s=_positive(limits, "submission_timeout_s", rubric_path, 900.0),
-        limits=Limits(**{k: int(_positive(limits, k, rubric_path)) for k in worker_limits}),
+        limits=Limits(**{k: _whole(limits, k, rubric_path) for k in worker_limits}),
         budgets={str(k): dict(v) for k, v in profiles.items() if isinstance(v, dict)},
     )
 
@@ -129,6 +130,14 @@ def _str(table: dict, key: str, path: Path, default: str | None = None) -> str:
 
 def _positive(table: dict, key: str, path: Path, default: float | None = None) -> float:
     value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+            math.isfinite(value) and value > 0):
         raise AssignmentError(f"{path}: {key} must be a positive number, got {value!r}")
     return float(value)
+
+
+def _whole(table: dict, key: str, path: Path) -> int:
+    value = table[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise AssignmentError(f"{path}: {key} must be a whole number >= 1, got {value!r}")
+    return value

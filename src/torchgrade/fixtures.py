@@ -31,7 +31,8 @@ def save_cases(path: Path, cases: dict[str, dict[str, Any]]) -> Path:
         scalars[case] = {}
         for key, value in sorted(fields.items()):
             if isinstance(value, torch.Tensor):
-                tensors[f"{case}/{key}"] = value.detach().cpu().contiguous()
+                # A copy: safetensors refuses tensors that share memory (views, reused inputs).
+                tensors[f"{case}/{key}"] = value.detach().cpu().contiguous().clone()
             else:
                 json.dumps(value)  # fixtures hold plain JSON values besides tensors
                 scalars[case][key] = value

@@ -78,8 +78,9 @@ class Report:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Report:
-        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-            raise ReportError(f"not a {SCHEMA} report (schema={data.get('schema')!r})")
+        schema = data.get("schema") if isinstance(data, dict) else None
+        if schema != SCHEMA:
+            raise ReportError(f"not a {SCHEMA} report (schema={schema!r})")
         try:
             checks = tuple(CheckResult(**c) for c in data["checks"])
             fields = {k: v for k, v in data.items() if k != "checks"}
@@ -92,6 +93,9 @@ class Report:
     def validate(self) -> None:
         """Raise ReportError when the report contradicts itself."""
         for c in self.checks:
+            numbers = (c.points, c.max_points)
+            if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in numbers):
+                raise ReportError(f"check {c.name}: points and max_points must be numbers")
             if c.status not in STATUSES:
                 raise ReportError(f"check {c.name}: unknown status {c.status!r}")
             if c.visibility not in VISIBILITIES:
@@ -100,6 +104,8 @@ class Report:
                 raise ReportError(f"check {c.name}: unknown kind {c.kind!r}")
             if not 0 <= c.points <= c.max_points:
                 raise ReportError(f"check {c.name}: points {c.points} outside [0, {c.max_points}]")
+            if c.status != "passed" and c.points != 0:
+                raise ReportError(f"check {c.name}: a {c.status} check cannot earn points")
         if abs(self.score - sum(c.points for c in self.checks)) > 1e-9:
             raise ReportError("score is not the sum of the checks' points")
         if abs(self.max_score - sum(c.max_points for c in self.checks)) > 1e-9:
@@ -111,6 +117,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would make reports owner-only
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
@@ -121,6 +128,12 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_report(report: Report, path: Path) -> None:
     report.validate()
     atomic_write_text(path, json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n")
@@ -129,6 +142,9 @@ def write_report(report: Report, path: Path) -> None:
 def read_report(path: Path) -> Report:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON or not UTF-8
         raise ReportError(f"cannot read report {path}: {exc}") from exc
-    return Report.from_json(data)
+    try:
+        return Report.from_json(data)
+    except ReportError as exc:
+        raise ReportError(f"{path}: {exc}") from exc
