@@ -8,6 +8,7 @@ could produce.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
@@ -117,7 +118,7 @@ def _parse(html: str) -> _Collector:
 
 
 def test_html_escapes_hostile_markup_so_it_shows_as_text(hostile: Report) -> None:
-    html = render_student_html(hostile)
+    html = render_student_html(dataclasses.replace(hostile, visibility="public"))
     assert "<script" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     page = _parse(html)
@@ -170,10 +171,16 @@ def test_html_gives_feedback_and_catches_only_for_checks_not_passed(full: Report
     assert "PASSED-CATCHES" not in html
 
 
-def test_html_puts_student_output_in_a_details_block(full: Report) -> None:
-    html = render_student_html(full)
+def test_html_puts_student_output_in_a_details_block_for_public_runs(full: Report) -> None:
+    html = render_student_html(dataclasses.replace(full, visibility="public"))
     details = html[html.index("<details>"):html.index("</details>")]
     assert "epoch 1 loss 0.5" in details
+
+
+def test_html_of_a_graded_run_keeps_student_output_out(full: Report) -> None:
+    """Printed output may carry hidden checks' inputs: a graded run's page never shows it."""
+    assert full.visibility == "all"
+    assert "epoch 1 loss 0.5" not in render_student_html(full)
 
 
 def test_html_is_self_contained_without_scripts_or_remote_assets(full: Report) -> None:
