@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import dataclasses
 import datetime as dt
+import hashlib
 import os
 import re
 import sys
@@ -23,8 +24,8 @@ from pathlib import Path
 import torchgrade
 from torchgrade.assignment import Assignment
 from torchgrade.render import write_class_csv, write_gradescope, write_junit, write_student_html
-from torchgrade.report import Report, write_report
-from torchgrade.runner import Options, grade_submission
+from torchgrade.report import Report, ReportError, read_report, write_report
+from torchgrade.runner import Options, grade_submission, sha256_file
 
 INTERNAL = "torchgrade failed while grading this submission"
 STUDENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
@@ -75,30 +76,73 @@ def _internal_error_report(assignment: Assignment, student: str, options: Option
         submission_error=f"{INTERNAL} (not the student's fault; please report it):\n{text}")
 
 
-def grade_one(assignment: Assignment, submissions: Path, student: str, out_dir: Path,
-              options: Options) -> Report:
-    path = submissions / student / f"{assignment.module}.py"
+def grader_fingerprint(assignment: Assignment) -> str:
+    """A hash of everything that decides a grade besides the submission: the grader folder
+    (checks, rubric, fixtures), the reference, and the torchgrade version."""
+    h = hashlib.sha256(torchgrade.__version__.encode())
+    files = sorted(p for p in assignment.grader_dir.rglob("*")
+                   if p.is_file() and "__pycache__" not in p.parts)
+    if assignment.solution_file.is_file():
+        files.append(assignment.solution_file)
+    for p in files:
+        h.update(str(p.relative_to(assignment.root)).encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
+def cache_key(fingerprint: str, submission: Path | None, options: Options) -> str:
+    parts = [fingerprint, sha256_file(submission), options.profile, options.visibility,
+             options.sandbox, str(options.max_examples)]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+def _cached(path: Path, key: str) -> Report | None:
+    """The report already written for this exact submission and grader, if any."""
+    if not path.is_file():
+        return None
     try:
-        report = grade_submission(assignment, path if path.is_file() else None, student,
-                                  options)
+        report = read_report(path)
+    except ReportError:
+        return None  # unreadable: grade again (writes are atomic, so this is rare)
+    return report if report.extra.get("cache_key") == key else None
+
+
+def grade_one(assignment: Assignment, submissions: Path, student: str, out_dir: Path,
+              options: Options, fingerprint: str | None = None) -> Report:
+    """Grade one student, or reuse their report when neither submission nor grader changed."""
+    path = submissions / student / f"{assignment.module}.py"
+    submission = path if path.is_file() else None
+    key = cache_key(fingerprint, submission, options) if fingerprint else ""
+    if key:
+        cached = _cached(out_dir / student / f"{assignment.name}.json", key)
+        if cached is not None:
+            return dataclasses.replace(cached, extra={**cached.extra, "cached": True})
+    try:
+        report = grade_submission(assignment, submission, student, options)
     except Exception as exc:  # noqa: BLE001 - one broken grading never stops the batch
         report = _internal_error_report(assignment, student, options, exc)
+    else:
+        report = dataclasses.replace(report, extra={**report.extra, "cache_key": key})
     write_outputs(report, out_dir)
     return report
 
 
 def grade_batch(assignment: Assignment, submissions: Path, out_dir: Path, *,
                 options: Options, jobs: int = 1, students: list[str] | None = None,
-                progress: Callable[[int, int, Report], None] | None = None) -> BatchResult:
+                progress: Callable[[int, int, Report], None] | None = None,
+                use_cache: bool = True) -> BatchResult:
+    """Grade ``students`` (default: every folder). With ``use_cache`` a student whose report
+    was written for the same submission, grader and options is not graded again, so a killed
+    batch resumes where it stopped and a re-run grades only what changed."""
     started = time.monotonic()
+    fingerprint = grader_fingerprint(assignment) if use_cache else None
     roster = students if students is not None else discover(submissions)
     jobs = max(1, jobs)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     options = dataclasses.replace(options, threads=threads)
     reports: list[Report] = []
     with cf.ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(grade_one, assignment, submissions, s, out_dir, options)
-                   for s in roster]
+        futures = [pool.submit(grade_one, assignment, submissions, s, out_dir, options,
+                               fingerprint) for s in roster]
         for fut in cf.as_completed(futures):
             report = fut.result()
             reports.append(report)
@@ -117,7 +161,8 @@ def plain_progress(stream=sys.stderr) -> Callable[[int, int, Report], None]:
         elapsed = time.monotonic() - t0
         rate = done / elapsed if elapsed > 0 else 0.0
         eta = (total - done) / rate if rate > 0 else 0.0
-        print(f"[{done}/{total}] {report.student}: {report.score:g}/{report.max_score:g} "
+        cached = " (unchanged, report reused)" if report.extra.get("cached") else ""
+        print(f"[{done}/{total}] {report.student}: {report.score:g}/{report.max_score:g}{cached} "
               f"({rate * 60:.1f}/min, ~{eta:.0f} s left)", file=stream, flush=True)
 
     return show

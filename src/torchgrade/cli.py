@@ -68,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--visibility", choices=("public", "all"), default="all",
                    help="which checks run (default: all, public and hidden)")
     g.add_argument("--student", action="append", help="grade only this student (repeatable)")
+    g.add_argument("--no-cache", action="store_true", help="grade everyone again, even those "
+                   "whose report was written for the same submission and grader (by default "
+                   "they are reused, so an interrupted batch resumes where it stopped)")
     _common(g)
 
     a = sub.add_parser("author", help="course-staff tools")
@@ -154,7 +157,8 @@ def cmd_grade(args: argparse.Namespace) -> int:
     print(f"grading {len(roster)} submission(s) of {assignment.name} with {args.jobs} job(s)",
           file=sys.stderr, flush=True)
     result = grade_batch(assignment, args.submissions, args.out, options=opts, jobs=args.jobs,
-                         students=roster, progress=plain_progress())
+                         students=roster, progress=plain_progress(),
+                         use_cache=not args.no_cache)
     width = max(len(r.student) for r in result.reports)
     print(f"\n{'student':<{width}}  score    passed failed error timeout")
     for r in result.reports:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -93,9 +95,26 @@ def pytest_configure(config: pytest.Config) -> None:
     if not path:
         return
     _SESSION = Session(json.loads(Path(path).read_text(encoding="utf-8")))
+    _watch_parent(_SESSION)
     _register_hypothesis_profile(int(_SESSION.cfg.get("max_examples", 25)))
     if _SESSION.client is not None:
         _SESSION.client.start()  # the worker imports torch while pytest collects
+
+
+def _watch_parent(s: Session) -> None:
+    """If the batch that started this grader dies (even by SIGKILL), stop the worker and exit
+    instead of grading on for nobody."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                if s.client is not None:
+                    s.client.stop()
+                os._exit(70)
+
+    threading.Thread(target=watch, name="torchgrade-parent-watch", daemon=True).start()
 
 
 def _register_hypothesis_profile(max_examples: int) -> None:
