@@ -229,15 +229,17 @@ class Decoder:
         if depth > MAX_DEPTH:
             raise ProtocolError("value nested too deeply")
         t = type(node)
-        if node is None or t in (bool, int, float, str):
+        if node is None or t in (bool, int, float):
             return node
+        if t is str:
+            return _text(node)
         if t is list:
             return [self.decode(v, depth + 1) for v in node]
         if t is not dict:
             raise ProtocolError(f"unexpected JSON node {t.__name__}")
         tag = node.get(TAG)
         if tag is None:
-            return {k: self.decode(v, depth + 1) for k, v in node.items()}
+            return {_text(k): self.decode(v, depth + 1) for k, v in node.items()}
         decode_tagged = getattr(self, f"_d_{tag}", None) if isinstance(tag, str) else None
         if decode_tagged is None:
             raise ProtocolError(f"unknown tag {tag!r}")
@@ -273,15 +275,15 @@ class Decoder:
     def _d_path(self, node: dict, depth: int) -> Any:
         from pathlib import Path
 
-        return Path(str(node["v"]))
+        return Path(_text(str(node["v"])))
 
     def _d_handle(self, node: dict, depth: int) -> Any:
-        ref = HandleRef(int(node["id"]), str(node["type"]))
+        ref = HandleRef(int(node["id"]), _text(str(node["type"])))
         return self.resolve_handle(ref) if self.resolve_handle is not None else ref
 
     def _d_record(self, node: dict, depth: int) -> DataclassRecord:
-        fields = {str(k): self.decode(v, depth + 1) for k, v in node["fields"].items()}
-        return DataclassRecord(str(node["type"]), fields)
+        fields = {_text(str(k)): self.decode(v, depth + 1) for k, v in node["fields"].items()}
+        return DataclassRecord(_text(str(node["type"])), fields)
 
     def _d_dtype(self, node: dict, depth: int) -> Any:
         import torch
@@ -345,6 +347,16 @@ class Decoder:
         return self.device_map(device) if self.device_map is not None else "cpu"
 
 
+def _text(s: str) -> str:
+    """``s`` as valid Unicode. JSON can carry lone surrogates (``"\\ud800"``) that no UTF-8 file
+    can hold: one in an exception message would make every report writer raise."""
+    try:
+        s.encode("utf-8")
+        return s
+    except UnicodeEncodeError:
+        return s.encode("utf-8", "replace").decode("utf-8")
+
+
 def _checked_shape(shape: Any) -> tuple[int, ...]:
     if type(shape) is not list or len(shape) > 32:
         raise ProtocolError("bad tensor shape")
@@ -353,14 +365,20 @@ def _checked_shape(shape: Any) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def dumps(msg: Any, handle_for: Any = None) -> bytes:
-    """Encode ``msg`` as one frame."""
+def dumps(msg: Any, handle_for: Any = None, max_bytes: int = MAX_FRAME_BYTES) -> bytes:
+    """Encode ``msg`` as one frame; ProtocolError when the peer would refuse it as too large."""
     enc = Encoder(handle_for)
     tree = enc.encode(msg)
     header = json.dumps(
         {"msg": tree, "buffers": [len(b) for b in enc.buffers]},
         allow_nan=False, separators=(",", ":"),
     ).encode("utf-8")
+    size = len(header) + sum(len(b) for b in enc.buffers)
+    if len(header) > MAX_HEADER_BYTES or size > max_bytes:
+        raise ProtocolError(
+            f"the value is too large to send ({size / 2**20:.0f} MiB; the limit is "
+            f"{min(max_bytes, MAX_FRAME_BYTES) / 2**20:.0f} MiB, and {MAX_HEADER_BYTES // 2**20} "
+            "MiB for everything that is not a tensor or array buffer)")
     return b"".join([HEADER.pack(len(header)), header, *enc.buffers])
 
 
@@ -383,9 +401,13 @@ def _read_exact(stream: BinaryIO, n: int) -> bytes:
 
 def read_frame(stream: BinaryIO, resolve_handle: Any = None, device_map: Any = None,
                max_bytes: int = MAX_FRAME_BYTES) -> Any:
-    """Read and decode one frame. Raises EOFError when the peer has gone."""
+    """Read and decode one frame. Raises EOFError when the peer has gone.
+
+    ``max_bytes`` bounds the whole frame: sizes are checked against it as announced, before
+    anything is buffered, so a peer cannot make this process allocate more than that.
+    """
     (n,) = HEADER.unpack(_read_exact(stream, HEADER.size))
-    if n > MAX_HEADER_BYTES:
+    if n > min(MAX_HEADER_BYTES, max_bytes):
         raise ProtocolError(f"frame header too large ({n} bytes)")
     try:
         header = json.loads(_read_exact(stream, n).decode("utf-8"))
@@ -394,7 +416,7 @@ def read_frame(stream: BinaryIO, resolve_handle: Any = None, device_map: Any = N
     if not isinstance(header, dict) or not isinstance(header.get("buffers"), list):
         raise ProtocolError("frame header lacks its buffer table")
     sizes = header["buffers"]
-    if not all(type(s) is int and s >= 0 for s in sizes) or sum(sizes) > max_bytes:
+    if not all(type(s) is int and s >= 0 for s in sizes) or n + sum(sizes) > max_bytes:
         raise ProtocolError("frame buffers too large or malformed")
     buffers = [_read_exact(stream, s) for s in sizes]
     return Decoder(buffers, resolve_handle, device_map).decode(header.get("msg"))

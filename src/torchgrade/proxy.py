@@ -153,15 +153,19 @@ class WorkerClient:
         self._hello_sent = True
 
     def _read_replies(self, fd: int, replies: queue.Queue) -> None:
+        # Frames are untrusted: sizes are checked as announced, before anything is buffered.
+        max_bytes = self.limits.reply_mb * 1024 * 1024
         with os.fdopen(fd, "rb") as rx:
             while True:
                 try:
-                    replies.put(("ok", protocol.read_frame(rx, self._resolve, _keep_device)))
+                    replies.put(("ok", protocol.read_frame(rx, self._resolve, _keep_device,
+                                                           max_bytes=max_bytes)))
                 except EOFError:
                     replies.put(("eof", None))
                     return
-                except (protocol.ProtocolError, OSError, ValueError) as exc:
-                    replies.put(("bad", str(exc)))
+                except Exception as exc:  # noqa: BLE001 - any undecodable frame, e.g. a
+                    # tensor for a device this host lacks: never a silently dead reader
+                    replies.put(("bad", f"{type(exc).__name__}: {exc}"[:500]))
                     return
 
     def _resolve(self, ref: protocol.HandleRef) -> RemoteHandle:
@@ -186,14 +190,16 @@ class WorkerClient:
             code = self._launch.process.wait(timeout=5)
         except Exception:  # noqa: BLE001
             return "the worker stopped answering"
-        if code < 0:
-            try:
-                name = signal.Signals(-code).name
-            except ValueError:
-                name = f"signal {-code}"
-            return f"the worker process was killed by {name}"
-        if code in (128 + 9, 137):
+        # A signal shows as -N, or as 128 + N through bwrap or a shell.
+        signum = -code if code < 0 else code - 128 if 128 < code < 128 + 65 else 0
+        if signum == signal.SIGKILL:
             return "the worker process was killed (SIGKILL: memory or process limit?)"
+        if signum:
+            try:
+                name = signal.Signals(signum).name
+            except ValueError:
+                name = f"signal {signum}"
+            return f"the worker process was killed by {name}"
         return f"the worker process exited with status {code}"
 
     # -- requests ---------------------------------------------------------------------------
@@ -312,6 +318,10 @@ class Deadline:
             return default
         return self.until - self.clock()
 
+    def extend(self, seconds: float) -> None:
+        if self.until is not None:
+            self.until += seconds
+
 
 class StudentProxy:
     """Stands for the student's module in grader code. Every call crosses to the worker."""
@@ -328,7 +338,14 @@ class StudentProxy:
         return RemoteFunction(self, name)
 
     def _request(self, msg: dict) -> Any:
-        return self._client.request(msg, self._deadline.remaining())
+        client = self._client
+        if client.sticky is None and client.unloadable is None:
+            # Importing the submission (again, after a crash or a timeout) has its own limit,
+            # import_timeout_s: the check's time only runs while its calls run.
+            started = self._deadline.clock()
+            client.ensure_loaded()
+            self._deadline.extend(self._deadline.clock() - started)
+        return client.request(msg, self._deadline.remaining())
 
     def call(self, target: Any, *args: Any, _check_inputs: bool = False, _no_grad: bool = False,
              **kwargs: Any) -> Any:

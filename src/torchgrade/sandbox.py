@@ -46,6 +46,7 @@ class Limits:
     tmpfs_mb: int = 256  # size of its writable /tmp and working directory (bwrap only)
     nofile: int = 256  # open file descriptors (RLIMIT_NOFILE)
     output_kb: int = 64  # student stdout+stderr kept for the report; the rest is dropped
+    reply_mb: int = 1024  # largest reply the grader accepts from the worker (one frame)
 
 
 @dataclasses.dataclass
@@ -122,7 +123,8 @@ def _bwrap_argv(workdir: Path, limits: Limits, gpu: bool) -> list[str]:
         argv += ["--ro-bind", str(exe.parent.parent), str(exe.parent.parent)]
     argv += ["--proc", "/proc", "--dev", "/dev"]
     size = str(limits.tmpfs_mb * 1024 * 1024)
-    argv += ["--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", SANDBOX_DIR]
+    argv += ["--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", SANDBOX_DIR,
+             "--size", size, "--tmpfs", "/dev/shm"]
     for entry in sorted(workdir.iterdir()):
         argv += ["--ro-bind", str(entry), f"{SANDBOX_DIR}/{entry.name}"]
     if gpu:
@@ -130,6 +132,9 @@ def _bwrap_argv(workdir: Path, limits: Limits, gpu: bool) -> list[str]:
             argv += ["--dev-bind-try", str(dev), str(dev)]
     argv += ["--chdir", SANDBOX_DIR, "--setenv", "HOME", "/tmp", "--setenv", "PATH",
              "/usr/bin:/bin", "--setenv", "TMPDIR", "/tmp"]
+    # bwrap's root and /dev are unsized tmpfs: read-only, so that only the sized /tmp,
+    # /dev/shm and working directory take writes (else writing to / would fill host memory).
+    argv += ["--remount-ro", "/dev", "--remount-ro", "/"]
     return argv
 
 
@@ -221,6 +226,7 @@ def launch_worker(
     module_file = f"{SANDBOX_DIR if use_bwrap else workdir}/{module_name}.py"
     worker_limits = {"cpu_s": limits.cpu_s, "memory_mb": limits.memory_mb,
                      "fsize_mb": limits.fsize_mb, "nofile": limits.nofile,
+                     "reply_mb": limits.reply_mb,
                      "nproc": None if use_bwrap else limits.nproc,
                      "drop_to": NOBODY if not use_bwrap and _can_drop_to_nobody(workdir)
                      else None}
