@@ -122,7 +122,10 @@ def grade_one(assignment: Assignment, submissions: Path, student: str, out_dir: 
         report = _internal_error_report(assignment, student, options, exc)
     else:
         report = dataclasses.replace(report, extra={**report.extra, "cache_key": key})
-    write_outputs(report, out_dir)
+    try:
+        write_outputs(report, out_dir)
+    except Exception:  # noqa: BLE001 - a renderer failing on one report must not stop the batch
+        write_report(report, out_dir / student / f"{assignment.name}.json")
     return report
 
 

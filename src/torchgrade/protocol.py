@@ -22,6 +22,7 @@ import dataclasses
 import json
 import math
 import struct
+import sys
 from pathlib import PurePath
 from typing import Any, BinaryIO
 
@@ -66,6 +67,8 @@ class DataclassRecord:
     fields: dict[str, Any]
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "fields":  # copy/pickle probe before __init__
+            raise AttributeError(name)
         try:
             return self.fields[name]
         except KeyError:
@@ -126,6 +129,9 @@ class Encoder:
         encoded = self._encode_library_value(value, depth)
         if encoded is not None:
             return encoded
+        torch = sys.modules.get("torch")
+        if torch is not None and isinstance(value, torch.Tensor):
+            return self._tensor(value)  # a subclass from elsewhere: refused with a clear error
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
             return self._record(t.__name__, fields, depth)
@@ -181,15 +187,19 @@ class Encoder:
                 f"a tensor subclass ({type(t).__qualname__}) cannot be sent: return a plain "
                 "torch.Tensor"
             )
-        if t.layout != torch.strided:
-            raise ProtocolError(f"only dense tensors can be sent, not {t.layout}")
+        if t.is_nested or t.layout != torch.strided:
+            raise ProtocolError("only dense tensors can be sent, not nested or sparse ones")
         dtype = str(t.dtype).removeprefix("torch.")
         if dtype not in TENSOR_DTYPES:
             raise ProtocolError(f"tensors of dtype {dtype} cannot be sent")
         data = t.detach()
         if data.is_conj():
             data = data.resolve_conj()
-        data = data.to("cpu").contiguous()
+        if data.is_neg():
+            data = data.resolve_neg()
+        # A fresh tensor with standard strides: .contiguous() keeps odd strides on size-1
+        # dimensions (e.g. a .imag view), which .view(torch.uint8) refuses.
+        data = torch.empty(data.shape, dtype=data.dtype).copy_(data)
         raw = data.reshape(-1).view(torch.uint8).numpy().tobytes() if data.numel() else b""
         return {
             TAG: "tensor",
@@ -206,8 +216,8 @@ class Encoder:
         dtype = a.dtype.name
         if dtype not in NUMPY_DTYPES:
             raise ProtocolError(f"numpy arrays of dtype {dtype} cannot be sent")
-        data = np.ascontiguousarray(a)
-        return {TAG: "ndarray", "dtype": dtype, "shape": list(data.shape),
+        data = np.ascontiguousarray(a)  # at least 1-D: the shape sent is the original's
+        return {TAG: "ndarray", "dtype": dtype, "shape": list(a.shape),
                 "buf": self._buf(data.tobytes())}
 
 
@@ -245,7 +255,10 @@ class Decoder:
             raise ProtocolError(f"unknown tag {tag!r}")
         try:
             return decode_tagged(node, depth)
-        except (KeyError, TypeError, ValueError) as exc:
+        except ProtocolError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, RuntimeError,
+                OverflowError) as exc:
             raise ProtocolError(f"malformed {tag} value: {exc}") from exc
 
     def _d_int(self, node: dict, depth: int) -> int:
@@ -282,6 +295,8 @@ class Decoder:
         return self.resolve_handle(ref) if self.resolve_handle is not None else ref
 
     def _d_record(self, node: dict, depth: int) -> DataclassRecord:
+        if type(node.get("fields")) is not dict:
+            raise ProtocolError("a record's fields must be an object")
         fields = {_text(str(k)): self.decode(v, depth + 1) for k, v in node["fields"].items()}
         return DataclassRecord(_text(str(node["type"])), fields)
 
@@ -411,7 +426,7 @@ def read_frame(stream: BinaryIO, resolve_handle: Any = None, device_map: Any = N
         raise ProtocolError(f"frame header too large ({n} bytes)")
     try:
         header = json.loads(_read_exact(stream, n).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad UTF-8/JSON, huge ints, deep nesting
         raise ProtocolError(f"frame header is not JSON: {exc}") from exc
     if not isinstance(header, dict) or not isinstance(header.get("buffers"), list):
         raise ProtocolError("frame header lacks its buffer table")

@@ -129,6 +129,8 @@ def _run_grader(assignment: Assignment, tmpdir: Path, log: Path) -> bool:
     cmd = [sys.executable, "-m", "pytest", str(assignment.grader_dir), "-p", "torchgrade.plugin",
            "--tg-config", str(tmpdir / "config.json"), "-c", str(tmpdir / "pytest.ini"),
            "--rootdir", str(assignment.grader_dir), "-p", "no:cacheprovider",
+           # No conftest.py above the grader's own folder is ever loaded.
+           "--confcutdir", str(assignment.grader_dir),
            "--import-mode=importlib", "-q", "-W", "ignore::DeprecationWarning",
            "--tb=no", "-o", "console_output_style=classic"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONHASHSEED": "0",

@@ -83,6 +83,7 @@ def make_shapes(
     min_radius: float = 0.16,
     max_radius: float = 0.30,
     rotate: bool = True,
+    tint: float | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Draw ``n`` shape images and their labels, deterministically from ``seed``.
 
@@ -120,8 +121,20 @@ def make_shapes(
     margin = _EXTENT * radius + 0.5  # keep the whole shape inside the image
     centre = margin[:, None] + (size - 2 * margin[:, None]) * torch.rand(n, 2, generator=g)
     angle = 2 * math.pi * torch.rand(n, generator=g) * float(rotate)
-    background = torch.rand(n, 3, generator=g)
-    foreground = _far_colours(background, g)
+    if tint is None:
+        background = torch.rand(n, 3, generator=g)
+        foreground = _far_colours(background, g)
+    else:
+        lum_bg = torch.rand(n, generator=g)
+        contrast = 0.3 + 0.5 * torch.rand(n, generator=g)
+        up = torch.where(lum_bg + contrast <= 1.0, 1.0, -1.0)
+        down_ok = lum_bg - contrast >= 0.0
+        sign = torch.where(torch.rand(n, generator=g) < 0.5, up, torch.where(down_ok, -1.0, up))
+        lum_fg = (lum_bg + sign * contrast).clamp(0, 1)
+        t_bg = tint * (2 * torch.rand(n, 3, generator=g) - 1)
+        t_fg = tint * (2 * torch.rand(n, 3, generator=g) - 1)
+        background = (lum_bg[:, None] + t_bg).clamp(0, 1)
+        foreground = (lum_fg[:, None] + t_fg).clamp(0, 1)
     pixel_noise = noise * torch.randn(n, 3, size, size, generator=g)
 
     # Local coordinates of each pixel centre: rotate by -angle around the centre, in radii.
