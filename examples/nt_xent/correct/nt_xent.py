@@ -34,64 +34,36 @@ def _positive_int(value: object, name: str, minimum: int = 1) -> int:
 
 
 def nt_xent_loss(z_i: Tensor, z_j: Tensor, temperature: float = 0.5) -> Tensor:
-    """NT-Xent (normalised temperature-scaled cross-entropy), SimCLR's eq. (1), averaged.
+    """NT-Xent written another way than the reference: drop the diagonal, then cross-entropy.
 
-    ``z_i[k]`` and ``z_j[k]`` are the projections of two views of image ``k``, both ``[N, D]``.
-    The 2N rows ``z = cat(z_i, z_j)`` are all anchors. For anchor ``a`` the positive ``p(a)``
-    is its other view (``a + N`` or ``a - N``), the other 2N - 2 rows are negatives, and the
-    anchor itself is left out of the denominator::
-
-        loss = mean_a  -log( exp(s[a, p(a)] / t) / sum_{k != a} exp(s[a, k] / t) )
-
-    with ``s`` the cosine similarity (rows normalised with a tiny eps, so a zero row has
-    similarity 0 to everything instead of NaN). The positive appears in the denominator once.
-
-    - Returns a 0-dim tensor on the inputs' device that back-propagates to both inputs.
-    - float16/bfloat16 inputs are computed in float32 and the loss is returned as float32;
-      float32 and float64 are computed and returned in their own dtype (mixed dtypes are
-      promoted as ``torch.cat`` would).
-    - N = 1 is legal: both anchors have no negatives, their only denominator term is the
-      positive, and the loss is exactly 0 = log(2N - 1), as the closed forms below predict.
-    - Closed forms: all rows equal gives ``log(2N - 1)``; ``z_i == z_j`` with mutually
-      orthogonal rows gives ``log(1 + (2N - 2) exp(-1/t))``.
-
-    Raises ValueError (naming the argument) when ``z_i``/``z_j`` are not 2-D tensors of a
-    floating dtype, their shapes differ, the batch is empty (N < 1) or has no feature (D < 1),
-    or ``temperature`` is not a finite number > 0.
+    Value-equivalent to the reference (same closed forms, same half-precision rule, same
+    errors), so it must score full marks: the grader compares values, not code.
     """
     for name, z in (("z_i", z_i), ("z_j", z_j)):
-        if not isinstance(z, Tensor):
-            raise ValueError(f"{name} must be a torch.Tensor, got {type(z).__name__}")
-        if z.dim() != 2:
-            raise ValueError(f"{name} must be 2-D [N, D], got shape {tuple(z.shape)}")
+        if not isinstance(z, Tensor) or z.dim() != 2:
+            raise ValueError(f"{name} must be a 2-D tensor [N, D]")
         if not z.is_floating_point():
-            raise ValueError(f"{name} must have a floating dtype, got {z.dtype}")
+            raise ValueError(f"{name} must be a floating-point tensor, got {z.dtype}")
     if z_i.shape != z_j.shape:
-        raise ValueError(
-            f"z_i and z_j must have the same shape, got {tuple(z_i.shape)} and {tuple(z_j.shape)}"
-        )
-    n, d = z_i.shape
-    if n < 1:
-        raise ValueError("z_i and z_j must hold at least one pair (N >= 1), got an empty batch")
-    if d < 1:
-        raise ValueError("z_i and z_j must have at least one feature (D >= 1)")
+        raise ValueError(f"z_i {tuple(z_i.shape)} and z_j {tuple(z_j.shape)} differ in shape")
+    if z_i.shape[0] == 0:
+        raise ValueError("z_i and z_j hold no pair: the batch is empty")
+    if z_i.shape[1] == 0:
+        raise ValueError("z_i and z_j have no feature (D = 0)")
     t = _positive_number(temperature, "temperature")
 
-    # Half precision is computed in float32: exp(s/t) and the sums overflow float16 at small t.
-    dtype = torch.promote_types(torch.promote_types(z_i.dtype, z_j.dtype), torch.float32)
-    z = torch.cat([z_i, z_j], dim=0).to(dtype)  # [2N, D]
-    z = F.normalize(z, dim=1, eps=_NORM_EPS)  # [2N, D], unit rows (zero rows stay zero)
-    logits = (z @ z.T) / t  # [2N, 2N], s[a, k] / t
-
-    # Leave each anchor out of its own denominator; -inf is exact in float32/float64 and
-    # logsumexp ignores it (every row keeps at least its positive, so no row is all -inf).
-    self_mask = torch.eye(2 * n, dtype=torch.bool, device=z.device)  # [2N, 2N]
-    logits = logits.masked_fill(self_mask, float("-inf"))
-
-    # Positive of anchor a is a + N for the first view, a - N for the second.
-    positive = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)  # [2N]
-    pos_logits = logits.gather(1, positive[:, None]).squeeze(1)  # [2N]
-    return (torch.logsumexp(logits, dim=1) - pos_logits).mean()
+    n = z_i.shape[0]
+    z = torch.cat([z_i, z_j])  # [2N, D]
+    if z.dtype in (torch.float16, torch.bfloat16):
+        z = z.float()
+    z = F.normalize(z, dim=1)  # [2N, D]
+    sim = z @ z.T / t  # [2N, 2N]
+    keep = ~torch.eye(2 * n, dtype=torch.bool, device=z.device)  # [2N, 2N]
+    logits = sim[keep].view(2 * n, 2 * n - 1)  # [2N, 2N-1], the anchor's own column removed
+    # Anchor a < N has its positive at column a + N, one to the left once the diagonal is gone;
+    # anchor a >= N has it at column a - N, left of the diagonal, so unshifted.
+    targets = torch.cat([torch.arange(n, 2 * n) - 1, torch.arange(0, n)]).to(z.device)  # [2N]
+    return F.cross_entropy(logits, targets)
 
 
 class ProjectionHead(nn.Module):
@@ -201,9 +173,7 @@ def _rotate_hue(x: Tensor, turns: Tensor) -> Tensor:
     return torch.einsum("bij,bjhw->bihw", rot, x)  # [B, 3, H, W]
 
 
-def simclr_views(
-    images: Tensor, generator: torch.Generator | None = None
-) -> tuple[Tensor, Tensor]:
+def simclr_views(images: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
     """Two independently augmented views of each image, SimCLR-style (Sec. 3, Appendix A).
 
     Each view applies, per image: a random resized crop (30-100 % of the area, aspect ratio

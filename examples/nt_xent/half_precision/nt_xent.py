@@ -170,9 +170,7 @@ def _rotate_hue(x: Tensor, turns: Tensor) -> Tensor:
     return torch.einsum("bij,bjhw->bihw", rot, x)  # [B, 3, H, W]
 
 
-def simclr_views(
-    images: Tensor, generator: torch.Generator | None = None
-) -> tuple[Tensor, Tensor]:
+def simclr_views(images: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
     """Two independently augmented views of each image, SimCLR-style (Sec. 3, Appendix A).
 
     Each view applies, per image: a random resized crop (30-100 % of the area, aspect ratio
