@@ -113,6 +113,9 @@ def _bwrap_argv(workdir: Path, limits: Limits, gpu: bool) -> list[str]:
     for etc in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime",
                 "/etc/alternatives"):
         argv += ["--ro-bind-try", etc, etc]
+    # The writable /tmp first: the read-only binds below may live under /tmp (a checkout or
+    # a venv there), and a later mount would hide them.
+    argv += ["--size", str(limits.tmpfs_mb * 1024 * 1024), "--tmpfs", "/tmp"]
     roots = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), _engine_dir()}
     roots.add(Path(sys.executable).resolve().parent.parent)
     for root in sorted(roots):
@@ -123,8 +126,7 @@ def _bwrap_argv(workdir: Path, limits: Limits, gpu: bool) -> list[str]:
         argv += ["--ro-bind", str(exe.parent.parent), str(exe.parent.parent)]
     argv += ["--proc", "/proc", "--dev", "/dev"]
     size = str(limits.tmpfs_mb * 1024 * 1024)
-    argv += ["--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", SANDBOX_DIR,
-             "--size", size, "--tmpfs", "/dev/shm"]
+    argv += ["--size", size, "--tmpfs", SANDBOX_DIR, "--size", size, "--tmpfs", "/dev/shm"]
     for entry in sorted(workdir.iterdir()):
         argv += ["--ro-bind", str(entry), f"{SANDBOX_DIR}/{entry.name}"]
     if gpu:
