@@ -197,10 +197,8 @@ class Encoder:
             data = data.resolve_conj()
         if data.is_neg():
             data = data.resolve_neg()
-        # A fresh tensor with standard strides: .contiguous() keeps odd strides on size-1
-        # dimensions (e.g. a .imag view), which .view(torch.uint8) refuses.
-        data = torch.empty(data.shape, dtype=data.dtype).copy_(data)
-        raw = data.reshape(-1).view(torch.uint8).numpy().tobytes() if data.numel() else b""
+        data = data.to("cpu").contiguous()
+        raw = _raw_bytes(data) if data.numel() else b""
         return {
             TAG: "tensor",
             "dtype": dtype,
@@ -370,6 +368,18 @@ def _text(s: str) -> str:
         return s
     except UnicodeEncodeError:
         return s.encode("utf-8", "replace").decode("utf-8")
+
+
+def _raw_bytes(data: Any) -> bytes:
+    import torch
+
+    try:
+        return data.reshape(-1).view(torch.uint8).numpy().tobytes()
+    except RuntimeError:
+        # .contiguous() keeps odd strides on size-1 dimensions (e.g. a .imag view), which
+        # .view(torch.uint8) refuses: copy into standard strides (rare, and small then).
+        fresh = torch.empty(data.shape, dtype=data.dtype).copy_(data)
+        return fresh.reshape(-1).view(torch.uint8).numpy().tobytes()
 
 
 def _checked_shape(shape: Any) -> tuple[int, ...]:
