@@ -15,8 +15,10 @@ Everything runs on one CPU thread; training time is reported as wall time and as
 CPU time (the better measure on a shared machine).
 
 Trainers (``--variants``): ``reference`` (the hidden reference), ``course_text`` (the reference
-loop with the course text's loss: positive twice in the denominator, ``-9e15`` fill) and
-``untrained`` (returns the encoder unchanged; it must fail the check).
+loop with the course text's loss: positive twice in the denominator, ``-9e15`` fill),
+``untrained`` (returns the encoder unchanged; it must fail the check), and reference copies
+with other view settings (``crop_0.3``, ``crop_0.08``, ``no_colour``, ``no_flip``) that show
+how much a student's augmentation choices move the probe.
 
     PYTHONPATH=src python benchmarks/nt_xent_calibration.py --seeds 0 1 2 3 4
 """
@@ -28,7 +30,7 @@ import importlib.util
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -108,6 +110,14 @@ def course_text_loss(z_i: Tensor, z_j: Tensor, temperature: float = 0.5) -> Tens
 
 Trainer = Callable[..., nn.Module]
 
+# Reference copies whose simclr_views use other settings (module constants of the reference).
+VIEW_VARIANTS: dict[str, dict[str, object]] = {
+    "crop_0.3": {"_CROP_SCALE": (0.3, 1.0)},  # keeps 30-100 % of the area
+    "crop_0.08": {"_CROP_SCALE": (0.08, 1.0)},  # torchvision's / the paper's ImageNet default
+    "no_colour": {"_JITTER_P": 0.0, "_GRAY_P": 0.0},  # crop and flip only
+    "no_flip": {"_FLIP_P": 0.0},
+}
+
 
 def trainers(names: list[str]) -> dict[str, Trainer]:
     out: dict[str, Trainer] = {}
@@ -121,6 +131,13 @@ def trainers(names: list[str]) -> dict[str, Trainer]:
             out[name] = module.train_simclr
         elif name == "untrained":
             out[name] = lambda encoder, images, **_: encoder
+        elif name in VIEW_VARIANTS:
+            # The reference with other augmentation settings: what a student's reasonable (or
+            # not so reasonable) choices in simclr_views do to the probe.
+            module = load_module(REFERENCE, f"nt_xent_{name}")
+            for attribute, value in VIEW_VARIANTS[name].items():
+                setattr(module, attribute, value)
+            out[name] = module.train_simclr
         else:
             raise SystemExit(f"unknown variant {name!r}")
     return out
@@ -132,7 +149,7 @@ def features(encoder: nn.Module, images: Tensor, batch: int = 500) -> Tensor:
     return torch.cat([encoder(images[i : i + batch]) for i in range(0, len(images), batch)])
 
 
-def run_seed(setup: Setup, seed: int, train: dict[str, Trainer]) -> list[Row]:
+def run_seed(setup: Setup, seed: int, train: dict[str, Trainer]) -> Iterator[Row]:
     x_tr, y_tr = make_shapes(setup.n_train, size=setup.size, seed=seed, classes=setup.classes)
     x_te, y_te = make_shapes(setup.n_test, size=setup.size, seed=seed + 1, classes=setup.classes)
 
@@ -144,7 +161,6 @@ def run_seed(setup: Setup, seed: int, train: dict[str, Trainer]) -> list[Row]:
     enc = fresh_encoder()
     random = linear_probe_accuracy(features(enc, x_tr), y_tr, features(enc, x_te), y_te)
 
-    rows = []
     for name, trainer in train.items():
         enc = fresh_encoder()
         start, start_cpu = time.perf_counter(), time.process_time()
@@ -160,8 +176,7 @@ def run_seed(setup: Setup, seed: int, train: dict[str, Trainer]) -> list[Row]:
         train_s = time.perf_counter() - start
         train_cpu_s = time.process_time() - start_cpu
         simclr = linear_probe_accuracy(features(enc, x_tr), y_tr, features(enc, x_te), y_te)
-        rows.append(Row(name, seed, simclr, pixels, random, train_s, train_cpu_s))
-    return rows
+        yield Row(name, seed, simclr, pixels, random, train_s, train_cpu_s)
 
 
 def summarise(rows: list[Row], variant: str) -> str:
@@ -195,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--variants", nargs="+", default=["reference", "course_text", "untrained"])
     p.add_argument("--n-train", type=int, default=1024)
     p.add_argument("--n-test", type=int, default=1024)
-    p.add_argument("--size", type=int, default=20)
+    p.add_argument("--size", type=int, default=16)
     p.add_argument("--classes", nargs="+", default=list(DEFAULT_CLASSES))
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--out-dim", type=int, default=64)

@@ -36,6 +36,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -82,6 +83,17 @@ print(json.dumps({"score": r.score, "max_score": r.max_score, "checks": len(r.ch
 
 
 # -- helpers --------------------------------------------------------------------------------
+PARTIAL: dict[str, Any] = {}  # what a section has measured so far, kept if it is interrupted
+
+
+class Terminated(Exception):
+    """SIGTERM arrived: stop, but keep what was measured (see main)."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated(f"stopped by signal {signum} (SIGTERM from outside this benchmark)")
+
+
 def load_avg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -361,6 +373,7 @@ def bench_batch(args: argparse.Namespace) -> dict[str, Any]:
             folder.mkdir(parents=True)
             shutil.copyfile(src, folder / f"{assignment.module}.py")
         result["sources"] = described
+        PARTIAL["batch"] = result
         result["source_names"] = [k for k, _ in sources]
         for jobs in args.jobs:
             la = load_avg()
@@ -511,6 +524,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     os.chdir(ROOT)
     # One snapshot of the engine for the in-process parts, even if its files change meanwhile.
     import torchgrade.batch  # noqa: F401
@@ -536,12 +550,17 @@ def main(argv: list[str] | None = None) -> int:
         log(f"measuring {name}")
         try:
             fresh[name] = sections[name] = bench[name](args) | {"argv": sys.argv[1:]}
-        except Exception:  # noqa: BLE001 - keep the other sections' numbers
+        except Exception as exc:  # noqa: BLE001 - keep the other sections' numbers
             failed.append(name)
             sections[name] = {"error": traceback.format_exc()[-4000:], "argv": sys.argv[1:],
+                              "partial": PARTIAL.get(name), "load_after": load_avg(),
                               "measured_at": dt.datetime.now().astimezone().isoformat(
                                   timespec="seconds")}
             log(f"{name} failed:\n{sections[name]['error']}")
+            if isinstance(exc, Terminated):
+                save(args.out, {"machine": machine(), "sections": sections})
+                print_table(fresh)
+                return 143
         save(args.out, {"machine": machine(), "sections": sections})  # after every section
     print_table(fresh)
     print(f"\nJSON: {args.out}")

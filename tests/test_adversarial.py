@@ -393,10 +393,13 @@ def test_lying_tensor_subclass(attacks: AttackRun) -> None:
     """Can a tensor subclass whose __torch_function__ and __eq__ always say "equal" (or which
     claims to be torch.Tensor itself) cross into the grader?"""
     report = _report(attacks, "lying_tensor")
-    assert _statuses(report)["test_scale_public"] == "failed"
-    assert "wrong type" in _feedback(report, "test_scale_public")  # a remote handle, no tensor
-    assert _statuses(report)["test_total_scalar"] == "error"
-    assert "tensor subclass" in _feedback(report, "test_total_scalar")
+    assert report.score == 0
+    # Both subclasses are refused at the worker's side of the boundary with an error that says
+    # what to return instead; neither the object nor its lying methods reach the grader.
+    for name in ("test_scale_public", "test_total_scalar"):
+        assert _statuses(report)[name] == "error"
+        assert "tensor subclass" in _feedback(report, name)
+        assert "return a plain torch.Tensor" in _feedback(report, name)
 
 
 def test_pickle_payload_never_runs_in_the_grader(attacks: AttackRun) -> None:
@@ -404,7 +407,12 @@ def test_pickle_payload_never_runs_in_the_grader(attacks: AttackRun) -> None:
     grader?"""
     report = _report(attacks, "pickle_payload")
     assert report.score == 0
-    assert "<remote Payload" in _feedback(report, "test_scale_public")
+    # The tensor subclass with the __reduce_ex__ payload is refused by name, never pickled...
+    assert "tensor subclass (EvilTensor) cannot be sent" in _feedback(report, "test_scale_public")
+    # ...and the dict with the object array and the pickled bytes is never turned back into
+    # objects: the worker answers that it is no tensor to differentiate.
+    assert _statuses(report)["test_total_scalar"] == "error"
+    assert "got dict" in _feedback(report, "test_total_scalar")
     assert sorted(Path("/tmp").glob(f"{PWNED}*")) == []
 
 

@@ -77,11 +77,15 @@ def simclr_views(images: Tensor, generator: torch.Generator | None = None) -> tu
     ``images`` is ``[B, C, H, W]`` with values in ``[0, 1]``. Apply to each image, twice and
     independently, with plain torch operations:
 
-    - a random resized crop resized back to ``H x W`` (e.g. 30-100 % of the area, aspect ratio
-      3/4 to 4/3; ``F.affine_grid`` + ``F.grid_sample`` do a whole batch at once),
+    - a random resized crop resized back to ``H x W``, keeping 50-100 % of the area with an
+      aspect ratio from 3/4 to 4/3 (``F.affine_grid`` + ``F.grid_sample`` do a whole batch at
+      once; the training check's images are 16x16, and smaller crops often cut the shape off),
     - a random horizontal flip (probability 0.5),
     - colour jitter (brightness, contrast, saturation, maybe hue) with probability 0.8,
     - random grayscale (probability 0.2).
+
+    The colour steps are not optional: without them the network tells the views apart by
+    colour alone and learns nothing about shape (the training check then fails).
 
     Conventions:
     - Both views have the input's shape, dtype and device, and values in ``[0, 1]``.
