@@ -91,7 +91,7 @@ def grader_fingerprint(assignment: Assignment) -> str:
 
 def cache_key(fingerprint: str, submission: Path | None, options: Options) -> str:
     parts = [fingerprint, sha256_file(submission), options.profile, options.visibility,
-             options.sandbox, str(options.max_examples)]
+             options.sandbox, str(options.max_examples), ",".join(sorted(options.skip_kinds))]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 

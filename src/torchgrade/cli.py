@@ -3,9 +3,11 @@
     torchgrade check NAME [FILE]            students: run the public checks on your file
     torchgrade grade NAME SUBMISSIONS ...   instructors: grade a folder of submissions
     torchgrade author fixtures NAME         staff: rebuild public fixtures from the reference
+    torchgrade audit NAME                   staff: is this grader fair and sharp?
     torchgrade list                         the assignments this course directory has
 
-Exit status: 0 success (for ``check``: every public check passed), 1 checks failed,
+Exit status: 0 success (for ``check``: every public check passed; for ``audit``: the grader
+is fair), 1 checks failed (or the audit found a problem),
 2 bad usage or input (with a message saying what to fix), 3 torchgrade itself failed on some
 submission of a batch (their reports say why; the rest of the batch is graded).
 """
@@ -20,7 +22,7 @@ from pathlib import Path
 
 from torchgrade import __version__
 from torchgrade.assignment import AssignmentError, available, find_root, load
-from torchgrade.report import Report
+from torchgrade.report import KINDS, Report
 
 SYMBOL = {"passed": "PASS", "failed": "FAIL", "error": "ERR ", "timeout": "TIME",
           "skipped": "SKIP"}
@@ -41,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
               torchgrade check nt_xent ~/hw/nt_xent.py      # any file
               torchgrade grade nt_xent submissions/ --out reports/ --jobs 2
               torchgrade author fixtures nt_xent            # after changing the reference
+              torchgrade audit nt_xent --mutants 12 --jobs 2
             """))
     parser.add_argument("--version", action="version", version=f"torchgrade {__version__}")
     parser.add_argument("--root", type=Path, help="the course directory (holding graders/); "
@@ -77,6 +80,43 @@ def _parser() -> argparse.ArgumentParser:
     asub = a.add_subparsers(dest="author_command", required=True, metavar="TOOL")
     f = asub.add_parser("fixtures", help="rebuild graders/NAME/fixtures from the reference")
     f.add_argument("assignment")
+
+    au = sub.add_parser(
+        "audit", help="prove a grader fair and sharp before release",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.dedent("""\
+            Is this grader fair and sharp? Grades, exactly as students are graded, the
+            submissions whose right score is known:
+              reference            must get full marks
+              stub                 must get zero, every check failing cleanly
+              examples/NAME/*      each must lose points on the checks its about.toml names
+              mutants              small generated mistakes in the reference; survivors are
+                                   listed as possible gaps (or edits equivalent to it)
+            The known submissions are graded --repeats times and every check whose result
+            differed is named. Writes OUT/audit.json and OUT/audit.html.
+            Exit status 0 when the grader is fair, 1 when a finding is a problem."""),
+        epilog=textwrap.dedent("""\
+            examples:
+              torchgrade audit nt_xent                               # 8 mutants, 2 runs
+              torchgrade audit nt_xent --mutants 0 --repeats 3       # determinism only
+              torchgrade audit nt_xent --skip-kind training --jobs 2  # quick, no training
+            """))
+    au.add_argument("assignment", help="assignment name, e.g. nt_xent")
+    au.add_argument("--out", type=Path, help="where the audit is written (default: "
+                    "audits/NAME in the current directory)")
+    au.add_argument("--mutants", type=int, default=8, help="mutants of the reference to grade "
+                    "(default 8; 0 for none)")
+    au.add_argument("--repeats", type=int, default=2, help="runs of the known submissions "
+                    "compared for determinism (default 2)")
+    au.add_argument("--jobs", "-j", type=int, default=1, help="submissions graded at once")
+    au.add_argument("--seed", type=int, default=0, help="which mutants are drawn (default 0)")
+    au.add_argument("--skip-kind", action="append", default=[], metavar="KIND",
+                    choices=KINDS,
+                    help="leave checks of this kind out of every run (repeatable)")
+    au.add_argument("--mutants-with-training", action="store_true", help="grade mutants with "
+                    "the training checks too (a minute or more per mutant)")
+    au.add_argument("--sandbox", choices=("auto", "bwrap", "none"), default="auto",
+                    help="worker isolation, as for grade")
 
     sub.add_parser("list", help="list the assignments of this course directory")
     return parser
@@ -185,6 +225,40 @@ def cmd_author(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from torchgrade.audit import AuditOptions, run_audit
+
+    assignment = load(args.assignment, _root(args))
+    for value, name, least in ((args.mutants, "--mutants", 0), (args.repeats, "--repeats", 1),
+                               (args.jobs, "--jobs", 1)):
+        if value < least:
+            raise UsageError(f"{name} must be at least {least}, got {value}")
+    out = args.out or Path("audits") / assignment.name
+    options = AuditOptions(
+        mutants=args.mutants, repeats=args.repeats, jobs=args.jobs, seed=args.seed,
+        skip_kinds=tuple(args.skip_kind), sandbox=args.sandbox,
+        mutant_skip_kinds=() if args.mutants_with_training else ("training",))
+    print(f"auditing {assignment.name}: {args.repeats} run(s), {args.mutants} mutant(s), "
+          f"{args.jobs} job(s)", file=sys.stderr, flush=True)
+    result = run_audit(assignment, out, options,
+                       log=lambda line: print(f"  {line}", file=sys.stderr, flush=True))
+    width = max(len(f.subject) for f in result.findings)
+    print()
+    for f in result.findings:
+        print(f"  {'ok ' if f.verdict == 'ok' else 'BAD'}  {f.subject:<{width}}  {f.message}")
+    if result.mutants:
+        killed = sum(m.killed for m in result.mutants)
+        print(f"\nmutants caught: {killed}/{len(result.mutants)}"
+              f" (mutation score {100 * (result.mutation_score or 0):.0f} %)")
+        for m in result.mutants:
+            if not m.killed:
+                print(f"  survived {m.id} [{m.operator}] {m.description}")
+    verdict = "fair" if result.fair else "NOT fair: see the findings marked BAD"
+    print(f"\n{assignment.name}: {verdict}   ({result.duration_s:.0f} s)")
+    print(f"audit: {out}/audit.html and {out}/audit.json")
+    return 0 if result.fair else 1
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     root = _root(args)
     for name in available(root):
@@ -196,7 +270,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = {"check": cmd_check, "grade": cmd_grade, "author": cmd_author,
-               "list": cmd_list}[args.command]
+               "audit": cmd_audit, "list": cmd_list}[args.command]
     try:
         return handler(args)
     except (UsageError, AssignmentError) as exc:

@@ -51,6 +51,7 @@ class Session:
         self.assignment: Assignment = load(cfg["assignment"], Path(cfg["root"]))
         self.profile: str = cfg.get("profile", "cpu")
         self.visibility: str = cfg.get("visibility", "all")
+        self.skip_kinds: frozenset[str] = frozenset(cfg.get("skip_kinds", ()))
         self.results = Path(cfg["results"]).open("a", encoding="utf-8")
         self.deadline = Deadline()
         self.client: WorkerClient | None = None
@@ -148,7 +149,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             raise tg_checks.GraderConfigError(f"two checks are named {item.name}")
         seen.add(item.name)
         wanted = s.profile in meta["profiles"] and (
-            s.visibility == "all" or meta["visibility"] == "public")
+            s.visibility == "all" or meta["visibility"] == "public") and (
+            meta["kind"] not in s.skip_kinds)
         (keep if wanted else dropped).append(item)
         if wanted:
             doc = (getattr(item, "function", None).__doc__ or "").strip().splitlines()

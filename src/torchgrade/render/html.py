@@ -64,3 +64,13 @@ def write_student_html(report: Report, path: Path) -> Path:
     path = Path(path)
     atomic_write_text(path, render_student_html(report))
     return path
+
+
+def render_audit_html(result: Any) -> str:
+    """The page course staff read for a ``torchgrade.audit.AuditResult``. Mutant descriptions
+    quote code of the reference and feedback may quote submissions: escaped like the rest."""
+    template = _environment().get_template("audit.html.j2")
+    survivors = [m for m in result.mutants if not m.killed]
+    return template.render(result=result, survivors=survivors,
+                           score=result.mutation_score,
+                           slowest=sorted(result.timings, key=lambda t: -t.median_s))

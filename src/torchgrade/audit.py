@@ -1,0 +1,303 @@
+"""Is a grader fair and sharp? Grade the submissions whose right score is known, and see.
+
+Before a grader is released, course staff need evidence, not hope:
+
+- **fair**: the reference scores full marks; the untouched stub scores zero, every check
+  failing cleanly on the stub (not crashing in the grader); every run gives the same score;
+- **sharp**: each known mistake in ``examples/<name>/`` (its ``about.toml`` says which checks
+  must catch it and which must not be affected) loses points where it should, and mutants of the
+  reference (``torchgrade.mutate``) are caught; the ones that survive are listed as possible
+  gaps for a person to judge (a survivor can be equivalent to the reference).
+
+Everything is graded exactly as students are (``grade_batch``: sandboxed workers, real
+reports), from a staging folder of "students" named ``reference``, ``stub``,
+``example-<name>`` and ``mutant-<id>``. The result is a frozen :class:`AuditResult`, written
+as ``audit.json`` (schema ``torchgrade.audit/1``) and ``audit.html`` next to the reports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import statistics
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from torchgrade.assignment import Assignment, AssignmentError
+from torchgrade.batch import grade_batch
+from torchgrade.mutate import Mutant, generate_mutants
+from torchgrade.report import Report, atomic_write_text
+from torchgrade.runner import Options
+
+SCHEMA = "torchgrade.audit/1"
+GRADER_CRASH = "grader could not evaluate"  # what a check says when the grader itself broke
+
+Verdict = Literal["ok", "problem"]
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditOptions:
+    mutants: int = 8  # mutants of the reference to grade (0: none)
+    repeats: int = 2  # runs of the reference, stub and examples compared for determinism
+    jobs: int = 1
+    seed: int = 0  # which mutants are drawn
+    skip_kinds: tuple[str, ...] = ()  # check kinds left out of every run (a quicker audit)
+    # Mutants are graded without these kinds by default: a training check costs a minute per
+    # mutant; a mutant only a training check could catch then survives and is listed.
+    mutant_skip_kinds: tuple[str, ...] = ("training",)
+    sandbox: str = "auto"
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """One statement the audit verified, true or not."""
+
+    subject: str  # "reference", "stub", "example-no_normalize", "determinism", ...
+    verdict: Verdict
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class MutantResult:
+    id: str
+    operator: str
+    description: str
+    killed: bool
+    score: float
+    max_score: float
+    caught_by: tuple[str, ...]  # checks that did not pass
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckTiming:
+    name: str
+    kind: str
+    median_s: float
+    max_s: float
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditResult:
+    assignment: str
+    grader_version: str
+    options: dict[str, Any]
+    findings: tuple[Finding, ...]
+    mutants: tuple[MutantResult, ...]
+    timings: tuple[CheckTiming, ...]
+    scores: dict[str, list[float]]  # "student" -> score of each run
+    max_score: float
+    duration_s: float
+    schema: str = SCHEMA
+
+    @property
+    def fair(self) -> bool:
+        return all(f.verdict == "ok" for f in self.findings)
+
+    @property
+    def mutation_score(self) -> float | None:
+        if not self.mutants:
+            return None
+        return sum(m.killed for m in self.mutants) / len(self.mutants)
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["fair"] = self.fair
+        data["mutation_score"] = self.mutation_score
+        return data
+
+
+# -- staging -----------------------------------------------------------------------------------
+def examples_of(assignment: Assignment) -> dict[str, dict[str, Any]]:
+    """``examples/<name>/<example>/about.toml`` of every example, by example name."""
+    folder = assignment.root / "examples" / assignment.name
+    found: dict[str, dict[str, Any]] = {}
+    if not folder.is_dir():
+        return found
+    for about in sorted(folder.glob("*/about.toml")):
+        try:
+            spec = tomllib.loads(about.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise AssignmentError(f"{about}: invalid TOML: {exc}") from exc
+        if spec.get("expect") not in ("full", "zero", "partial"):
+            raise AssignmentError(f"{about}: expect must be \"full\", \"zero\" or \"partial\"")
+        for key in ("must_fail", "must_pass"):
+            if not isinstance(spec.get(key, []), list):
+                raise AssignmentError(f"{about}: {key} must be a list of check names")
+        if not (about.parent / f"{assignment.module}.py").is_file():
+            raise AssignmentError(f"{about.parent} has no {assignment.module}.py")
+        found[about.parent.name] = spec
+    return found
+
+
+def _stage(folder: Path, student: str, module: str, source: str) -> None:
+    target = folder / student / f"{module}.py"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(source, encoding="utf-8")
+
+
+# -- judging -----------------------------------------------------------------------------------
+def _not_passed(report: Report) -> list[str]:
+    return [c.name for c in report.checks if c.status != "passed"]
+
+
+def _judge_reference(report: Report) -> Finding:
+    if report.max_score > 0 and report.score == report.max_score:
+        return Finding("reference", "ok", f"full marks ({report.score:g}/{report.max_score:g})")
+    failing = ", ".join(_not_passed(report)) or report.submission_error or "no checks ran"
+    return Finding("reference", "problem",
+                   f"{report.score:g}/{report.max_score:g}: the reference fails {failing}")
+
+
+def _judge_stub(report: Report) -> Finding:
+    crashes = [c.name for c in report.checks if GRADER_CRASH in c.feedback]
+    if report.score != 0:
+        passing = [c.name for c in report.checks if c.status == "passed"]
+        return Finding("stub", "problem", f"the untouched stub earns {report.score:g} points "
+                       f"({', '.join(passing)})")
+    if crashes or not report.checks:
+        return Finding("stub", "problem", "the grader crashed on the stub in: "
+                       + (", ".join(crashes) or "every check (none ran)"))
+    return Finding("stub", "ok", f"zero, every one of {len(report.checks)} checks fails cleanly")
+
+
+def _judge_example(name: str, spec: dict[str, Any], report: Report) -> Finding:
+    subject = f"example-{name}"
+    status = {c.name: c.status for c in report.checks}
+    problems = []
+    expect = spec["expect"]
+    if expect == "full" and report.score != report.max_score:
+        problems.append(f"should score full marks, fails {', '.join(_not_passed(report))}")
+    if expect == "zero" and report.score != 0:
+        problems.append(f"should score zero, earns {report.score:g}")
+    if expect == "partial" and not 0 < report.score < report.max_score:
+        problems.append(f"should lose some points but not all, scores {report.score:g}")
+    for check in spec.get("must_fail", []):
+        if check not in status:
+            problems.append(f"names a check that does not exist: {check}")
+        elif status[check] == "passed":
+            problems.append(f"{check} should catch it but passes")
+    for check in spec.get("must_pass", []):
+        if check not in status:
+            problems.append(f"names a check that does not exist: {check}")
+        elif status[check] != "passed":
+            problems.append(f"{check} should not be affected but is {status[check]}")
+    summary = f"{report.score:g}/{report.max_score:g} ({spec.get('description', '')})"
+    if problems:
+        return Finding(subject, "problem", f"{summary}: " + "; ".join(problems))
+    return Finding(subject, "ok", summary)
+
+
+def _judge_determinism(runs: list[dict[str, Report]]) -> list[Finding]:
+    findings = []
+    for student in sorted(runs[0]):
+        seen = [{c.name: (c.status, c.points) for c in run[student].checks} for run in runs]
+        differing = sorted({name for outcome in seen[1:] for name in set(outcome) | set(seen[0])
+                            if outcome.get(name) != seen[0].get(name)})
+        if differing:
+            findings.append(Finding("determinism", "problem",
+                                    f"{student}: {', '.join(differing)} differed between runs"))
+    if not findings:
+        findings.append(Finding("determinism", "ok", f"{len(runs)} runs of {len(runs[0])} "
+                                "submissions gave identical statuses and points"))
+    return findings
+
+
+def _timings(runs: list[dict[str, Report]]) -> tuple[CheckTiming, ...]:
+    """Median time of each check on the reference (a correct submission's cost) and the most
+    it took on any submission."""
+    on_reference: dict[str, list[float]] = {}
+    worst: dict[str, float] = {}
+    kinds: dict[str, str] = {}
+    for run in runs:
+        for student, report in run.items():
+            for c in report.checks:
+                if student == "reference":
+                    on_reference.setdefault(c.name, []).append(c.duration_s)
+                worst[c.name] = max(worst.get(c.name, 0.0), c.duration_s)
+                kinds[c.name] = c.kind
+    return tuple(CheckTiming(name, kinds[name],
+                             round(statistics.median(on_reference.get(name, [0.0])), 3),
+                             round(worst[name], 3)) for name in worst)
+
+
+def _mutant_result(mutant: Mutant, report: Report) -> MutantResult:
+    caught = tuple(_not_passed(report))
+    return MutantResult(mutant.id, mutant.operator, mutant.description, bool(caught),
+                        report.score, report.max_score, caught)
+
+
+# -- the audit ---------------------------------------------------------------------------------
+def run_audit(assignment: Assignment, out_dir: Path, options: AuditOptions = AuditOptions(),
+              log: Callable[[str], None] = lambda _: None) -> AuditResult:
+    """Grade reference, stub, examples and mutants of ``assignment``; write ``audit.json`` and
+    ``audit.html`` into ``out_dir`` (its ``submissions/`` and ``reports/`` are replaced)."""
+    import time
+
+    if options.repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {options.repeats}")
+    for path, what in ((assignment.solution_file, "reference"), (assignment.stub_file, "stub")):
+        if not path.is_file():
+            raise AssignmentError(f"the audit needs the {what}: {path} does not exist")
+    started = time.monotonic()
+    examples = examples_of(assignment)
+    staging = out_dir / "submissions"
+    shutil.rmtree(staging, ignore_errors=True)
+    module = assignment.module
+    _stage(staging, "reference", module, assignment.solution_file.read_text(encoding="utf-8"))
+    _stage(staging, "stub", module, assignment.stub_file.read_text(encoding="utf-8"))
+    for name in examples:
+        source = assignment.root / "examples" / assignment.name / name / f"{module}.py"
+        _stage(staging, f"example-{name}", module, source.read_text(encoding="utf-8"))
+    known = sorted(p.name for p in staging.iterdir())
+
+    grading = Options(sandbox=options.sandbox, skip_kinds=options.skip_kinds)
+    runs: list[dict[str, Report]] = []
+    for i in range(options.repeats):
+        log(f"run {i + 1}/{options.repeats}: grading {len(known)} known submissions")
+        batch = grade_batch(assignment, staging, out_dir / "reports" / f"run{i + 1}",
+                            options=grading, jobs=options.jobs, students=known, use_cache=False)
+        runs.append({r.student: r for r in batch.reports})
+
+    mutants = generate_mutants(assignment.solution_file.read_text(encoding="utf-8"),
+                               options.mutants, options.seed)
+    mutant_results: list[MutantResult] = []
+    if mutants:
+        for m in mutants:
+            _stage(staging, f"mutant-{m.id}", module, m.source)
+        log(f"grading {len(mutants)} mutants of the reference")
+        skip = tuple(sorted(set(options.skip_kinds) | set(options.mutant_skip_kinds)))
+        batch = grade_batch(assignment, staging, out_dir / "reports" / "mutants",
+                            options=dataclasses.replace(grading, skip_kinds=skip),
+                            jobs=options.jobs, students=[f"mutant-{m.id}" for m in mutants],
+                            use_cache=False)
+        by_student = {r.student: r for r in batch.reports}
+        mutant_results = [_mutant_result(m, by_student[f"mutant-{m.id}"]) for m in mutants]
+
+    first = runs[0]
+    findings = [_judge_reference(first["reference"]), _judge_stub(first["stub"])]
+    findings += [_judge_example(n, spec, first[f"example-{n}"]) for n, spec in examples.items()]
+    if not examples:
+        findings.append(Finding("examples", "problem",
+                                f"examples/{assignment.name}/ has no example mistakes"))
+    findings += _judge_determinism(runs) if options.repeats > 1 else []
+    result = AuditResult(
+        assignment=assignment.name, grader_version=assignment.version,
+        options=dataclasses.asdict(options) | {"mutants_generated": len(mutants)},
+        findings=tuple(findings), mutants=tuple(mutant_results), timings=_timings(runs),
+        scores={s: [run[s].score for run in runs] for s in known},
+        max_score=first["reference"].max_score, duration_s=round(time.monotonic() - started, 1))
+    write_audit(result, out_dir, mutants)
+    return result
+
+
+def write_audit(result: AuditResult, out_dir: Path, mutants: list[Mutant]) -> None:
+    from torchgrade.render.html import render_audit_html
+
+    atomic_write_text(out_dir / "audit.json",
+                      json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n")
+    for m in mutants:  # each mutant's source, to read a survivor's edit in context
+        atomic_write_text(out_dir / "mutants" / f"{m.id}.py", m.source + "\n")
+    atomic_write_text(out_dir / "audit.html", render_audit_html(result))
