@@ -218,3 +218,14 @@ def test_audit_of_the_toy_course(tmp_path: Path):
     parser.feed(page)
     text = " ".join(parser.text)
     assert "Fair: every statement below holds." in text and "survived" in text
+
+
+def test_checks_of_a_skipped_kind_are_noted_not_held_against_the_grader():
+    """In a quick audit without training checks, an example caught only by the training check
+    scores full marks on what ran: that is noted, not a problem."""
+    spec = {"expect": "partial", "description": "no training", "must_fail": ["t"],
+            "must_pass": ["a"]}
+    report = _report("e", {"a": "passed"})
+    quick = _judge_example("m", spec, report, ("training",))
+    assert quick.verdict == "ok" and "not run here (kinds training skipped): t" in quick.message
+    assert _judge_example("m", spec, report).verdict == "problem"  # a full audit holds it

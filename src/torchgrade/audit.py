@@ -163,28 +163,41 @@ def _judge_stub(report: Report) -> Finding:
     return Finding("stub", "ok", f"zero, every one of {len(report.checks)} checks fails cleanly")
 
 
-def _judge_example(name: str, spec: dict[str, Any], report: Report) -> Finding:
+def _judge_example(name: str, spec: dict[str, Any], report: Report,
+                   skipped_kinds: tuple[str, ...] = ()) -> Finding:
+    """``skipped_kinds``: check kinds left out of this audit; a check the example names that
+    did not run is then noted, not held against the grader."""
     subject = f"example-{name}"
     status = {c.name: c.status for c in report.checks}
+    named = [*spec.get("must_fail", []), *spec.get("must_pass", [])]
+    unrun = [c for c in named if c not in status]
+    if skipped_kinds:
+        must_fail = [c for c in spec.get("must_fail", []) if c in status]
+        must_pass = [c for c in spec.get("must_pass", []) if c in status]
+    else:
+        must_fail, must_pass = spec.get("must_fail", []), spec.get("must_pass", [])
     problems = []
     expect = spec["expect"]
     if expect == "full" and report.score != report.max_score:
         problems.append(f"should score full marks, fails {', '.join(_not_passed(report))}")
     if expect == "zero" and report.score != 0:
         problems.append(f"should score zero, earns {report.score:g}")
-    if expect == "partial" and not 0 < report.score < report.max_score:
+    if expect == "partial" and not 0 < report.score < report.max_score and (
+            must_fail or not skipped_kinds):
         problems.append(f"should lose some points but not all, scores {report.score:g}")
-    for check in spec.get("must_fail", []):
+    for check in must_fail:
         if check not in status:
             problems.append(f"names a check that does not exist: {check}")
         elif status[check] == "passed":
             problems.append(f"{check} should catch it but passes")
-    for check in spec.get("must_pass", []):
+    for check in must_pass:
         if check not in status:
             problems.append(f"names a check that does not exist: {check}")
         elif status[check] != "passed":
             problems.append(f"{check} should not be affected but is {status[check]}")
     summary = f"{report.score:g}/{report.max_score:g} ({spec.get('description', '')})"
+    if skipped_kinds and unrun:
+        summary += f"; not run here (kinds {', '.join(skipped_kinds)} skipped): {', '.join(unrun)}"
     if problems:
         return Finding(subject, "problem", f"{summary}: " + "; ".join(problems))
     return Finding(subject, "ok", summary)
@@ -278,7 +291,8 @@ def run_audit(assignment: Assignment, out_dir: Path, options: AuditOptions = Aud
 
     first = runs[0]
     findings = [_judge_reference(first["reference"]), _judge_stub(first["stub"])]
-    findings += [_judge_example(n, spec, first[f"example-{n}"]) for n, spec in examples.items()]
+    findings += [_judge_example(n, spec, first[f"example-{n}"], options.skip_kinds)
+                 for n, spec in examples.items()]
     if not examples:
         findings.append(Finding("examples", "problem",
                                 f"examples/{assignment.name}/ has no example mistakes"))

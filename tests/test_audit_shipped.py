@@ -1,0 +1,33 @@
+"""Is every shipped grader fair, and does it catch mutants of its reference?
+
+The quick CI form of ``torchgrade audit``: every assignment under graders/, with a small
+mutant budget and without the training checks (each assignment's own grader test runs those
+on its examples). Each audit is written under pytest's tmp dir; the mutation score is printed
+(``pytest -s``) for the record, and at least one mutant must be caught.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from torchgrade.assignment import available, load
+from torchgrade.audit import AuditOptions, run_audit
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK = AuditOptions(mutants=4, repeats=2, jobs=2, skip_kinds=("training",))
+
+
+@pytest.mark.parametrize("name", available(ROOT))
+def test_shipped_grader_is_fair(name: str, tmp_path: Path) -> None:
+    result = run_audit(load(name, ROOT), tmp_path / name, QUICK)
+    problems = [f"{f.subject}: {f.message}" for f in result.findings if f.verdict != "ok"]
+    assert not problems, "\n".join(problems)
+    killed = sum(m.killed for m in result.mutants)
+    print(f"\n{name}: mutants caught {killed}/{len(result.mutants)}; survivors: "
+          + "; ".join(m.description for m in result.mutants if not m.killed))
+    assert len(result.mutants) == QUICK.mutants
+    assert killed >= 1
