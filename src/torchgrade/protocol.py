@@ -86,10 +86,19 @@ class GeneratorState:
 class Encoder:
     """Turns a value into a JSON-able tree plus buffers; rejects anything that is not plain."""
 
-    def __init__(self, handle_for: Any = None) -> None:
+    def __init__(self, handle_for: Any = None, max_bytes: int = MAX_FRAME_BYTES) -> None:
         # handle_for(obj) -> HandleRef | None: lets the worker turn unknown objects into handles.
         self.buffers: list[bytes] = []
         self.handle_for = handle_for
+        self.max_bytes = max_bytes
+        self.reserved = 0  # bytes of the buffers so far, counted before any copy is made
+
+    def _reserve(self, nbytes: int) -> None:
+        """Refuse a value that cannot fit before copying it: a 1 GB tensor is refused at once,
+        instead of after a gigabyte copy that a loaded machine may not finish in time."""
+        self.reserved += nbytes
+        if self.reserved > self.max_bytes:
+            raise ProtocolError(_too_large(self.reserved, self.max_bytes))
 
     def _buf(self, data: bytes) -> int:
         self.buffers.append(data)
@@ -99,6 +108,8 @@ class Encoder:
         if depth > MAX_DEPTH:
             raise ProtocolError("value nested too deeply")
         t = type(value)
+        if t is str and len(value) > MAX_HEADER_BYTES:
+            raise ProtocolError(_too_large(len(value), self.max_bytes))
         if value is None or t is bool or t is str:
             return value
         if t is int:
@@ -117,6 +128,7 @@ class Encoder:
                      for k, v in value.items()]
             return {TAG: "dict", "items": items}
         if t is bytes or t is bytearray:
+            self._reserve(len(value))
             return {TAG: "bytes", "buf": self._buf(bytes(value))}
         if isinstance(value, PurePath):
             return {TAG: "path", "v": str(value)}
@@ -192,6 +204,7 @@ class Encoder:
         dtype = str(t.dtype).removeprefix("torch.")
         if dtype not in TENSOR_DTYPES:
             raise ProtocolError(f"tensors of dtype {dtype} cannot be sent")
+        self._reserve(t.numel() * t.element_size())
         data = t.detach()
         if data.is_conj():
             data = data.resolve_conj()
@@ -214,6 +227,7 @@ class Encoder:
         dtype = a.dtype.name
         if dtype not in NUMPY_DTYPES:
             raise ProtocolError(f"numpy arrays of dtype {dtype} cannot be sent")
+        self._reserve(a.nbytes)
         data = np.ascontiguousarray(a)  # at least 1-D: the shape sent is the original's
         return {TAG: "ndarray", "dtype": dtype, "shape": list(a.shape),
                 "buf": self._buf(data.tobytes())}
@@ -370,6 +384,12 @@ def _text(s: str) -> str:
         return s.encode("utf-8", "replace").decode("utf-8")
 
 
+def _too_large(size: int, max_bytes: int) -> str:
+    return (f"the value is too large to send ({size / 2**20:.0f} MiB; the limit is "
+            f"{min(max_bytes, MAX_FRAME_BYTES) / 2**20:.0f} MiB, and {MAX_HEADER_BYTES // 2**20} "
+            "MiB for everything that is not a tensor or array buffer)")
+
+
 def _raw_bytes(data: Any) -> bytes:
     import torch
 
@@ -392,7 +412,7 @@ def _checked_shape(shape: Any) -> tuple[int, ...]:
 
 def dumps(msg: Any, handle_for: Any = None, max_bytes: int = MAX_FRAME_BYTES) -> bytes:
     """Encode ``msg`` as one frame; ProtocolError when the peer would refuse it as too large."""
-    enc = Encoder(handle_for)
+    enc = Encoder(handle_for, max_bytes)
     tree = enc.encode(msg)
     header = json.dumps(
         {"msg": tree, "buffers": [len(b) for b in enc.buffers]},
@@ -400,10 +420,7 @@ def dumps(msg: Any, handle_for: Any = None, max_bytes: int = MAX_FRAME_BYTES) ->
     ).encode("utf-8")
     size = len(header) + sum(len(b) for b in enc.buffers)
     if len(header) > MAX_HEADER_BYTES or size > max_bytes:
-        raise ProtocolError(
-            f"the value is too large to send ({size / 2**20:.0f} MiB; the limit is "
-            f"{min(max_bytes, MAX_FRAME_BYTES) / 2**20:.0f} MiB, and {MAX_HEADER_BYTES // 2**20} "
-            "MiB for everything that is not a tensor or array buffer)")
+        raise ProtocolError(_too_large(size, max_bytes))
     return b"".join([HEADER.pack(len(header)), header, *enc.buffers])
 
 
