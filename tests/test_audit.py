@@ -229,3 +229,30 @@ def test_checks_of_a_skipped_kind_are_noted_not_held_against_the_grader():
     quick = _judge_example("m", spec, report, ("training",))
     assert quick.verdict == "ok" and "not run here (kinds training skipped): t" in quick.message
     assert _judge_example("m", spec, report).verdict == "problem"  # a full audit holds it
+
+
+def test_mutants_can_be_limited_to_named_functions():
+    """[audit] mutate = [...] in the rubric: mutants come only from the named top-level
+    functions; a name the reference lacks is an error that says so."""
+    only_f = generate_mutants(SOURCE, 100, only=["f"])
+    assert only_f and {m.function for m in only_f} == {"f"}
+    assert all(9 <= m.line <= 14 for m in only_f)  # its default k = 2 included
+    assert len(only_f) < len(generate_mutants(SOURCE, 100))  # LIMIT's 3 is left alone
+    assert generate_mutants(SOURCE, 100, only=["g"]) == []  # nothing to edit in g
+    with pytest.raises(ValueError, match="nothing named \\['h'\\]"):
+        generate_mutants(SOURCE, 5, only=["h"])
+
+
+def test_rubric_audit_table_is_validated(tmp_path: Path):
+    course = tmp_path / "course"
+    subprocess.run(["cp", "-r", str(TOY), str(course)], check=True)
+    rubric = course / "graders" / "toy" / "rubric.toml"
+    text = rubric.read_text()
+    rubric.write_text(text + '\n[audit]\nmutate = ["scale"]\n')
+    assert load("toy", course).audit_mutate == ("scale",)
+    rubric.write_text(text + '\n[audit]\nmutate = "scale"\n')
+    with pytest.raises(AssignmentError, match="mutate must be a list"):
+        load("toy", course)
+    rubric.write_text(text + '\n[audit]\nmutants = 3\n')
+    with pytest.raises(AssignmentError, match="unknown \\[audit\\] keys"):
+        load("toy", course)

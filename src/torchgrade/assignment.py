@@ -35,6 +35,9 @@ class Assignment:
     submission_timeout_s: float  # the whole grading of one submission
     limits: Limits
     budgets: dict[str, dict[str, Any]]  # per profile, free-form numbers for the grader
+    # [audit] mutate: the reference's top-level functions/classes whose exact behaviour the
+    # checks pin, so mutants are drawn there only (empty: the whole module).
+    audit_mutate: tuple[str, ...] = ()
 
     @property
     def grader_dir(self) -> Path:
@@ -99,6 +102,14 @@ def load(name: str, root: Path | None = None) -> Assignment:
     if unknown:
         raise AssignmentError(f"{rubric_path}: unknown [limits] keys: {sorted(unknown)}")
     profiles = _table(data, "profiles", rubric_path, required=False)
+    audit = _table(data, "audit", rubric_path, required=False)
+    unknown = set(audit) - {"mutate"}
+    if unknown:
+        raise AssignmentError(f"{rubric_path}: unknown [audit] keys: {sorted(unknown)}")
+    mutate = audit.get("mutate", [])
+    if not isinstance(mutate, list) or not all(isinstance(m, str) and m for m in mutate):
+        raise AssignmentError(f"{rubric_path}: [audit] mutate must be a list of names of the "
+                              "reference's top-level functions and classes")
     return Assignment(
         name=name,
         title=str(section.get("title", name)),
@@ -111,6 +122,7 @@ def load(name: str, root: Path | None = None) -> Assignment:
         submission_timeout_s=_positive(limits, "submission_timeout_s", rubric_path, 900.0),
         limits=Limits(**{k: _whole(limits, k, rubric_path) for k in worker_limits}),
         budgets={str(k): dict(v) for k, v in profiles.items() if isinstance(v, dict)},
+        audit_mutate=tuple(mutate),
     )
 
 

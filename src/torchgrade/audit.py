@@ -274,8 +274,12 @@ def run_audit(assignment: Assignment, out_dir: Path, options: AuditOptions = Aud
                             options=grading, jobs=options.jobs, students=known, use_cache=False)
         runs.append({r.student: r for r in batch.reports})
 
-    mutants = generate_mutants(assignment.solution_file.read_text(encoding="utf-8"),
-                               options.mutants, options.seed)
+    try:
+        mutants = generate_mutants(assignment.solution_file.read_text(encoding="utf-8"),
+                                   options.mutants, options.seed, assignment.audit_mutate)
+    except ValueError as exc:  # [audit] mutate names something the reference lacks
+        raise AssignmentError(f"{assignment.grader_dir / 'rubric.toml'}: [audit] mutate: "
+                              f"{exc}") from exc
     mutant_results: list[MutantResult] = []
     if mutants:
         for m in mutants:
@@ -299,7 +303,8 @@ def run_audit(assignment: Assignment, out_dir: Path, options: AuditOptions = Aud
     findings += _judge_determinism(runs) if options.repeats > 1 else []
     result = AuditResult(
         assignment=assignment.name, grader_version=assignment.version,
-        options=dataclasses.asdict(options) | {"mutants_generated": len(mutants)},
+        options=dataclasses.asdict(options) | {"mutants_generated": len(mutants),
+                                               "mutated": list(assignment.audit_mutate)},
         findings=tuple(findings), mutants=tuple(mutant_results), timings=_timings(runs),
         scores={s: [run[s].score for run in runs] for s in known},
         max_score=first["reference"].max_score, duration_s=round(time.monotonic() - started, 1))

@@ -26,7 +26,7 @@ import ast
 import copy
 import dataclasses
 import random
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 OPERATORS = ("binop", "compare", "off_by_one", "swap_args", "drop_term", "negate", "detach")
 
@@ -62,6 +62,7 @@ class Mutant:
 class _Site:
     operator: str
     index: int  # the index-th site of this operator in walk order
+    top: str = ""  # the top-level function or class holding it ("<module>" outside any)
 
 
 class _Mutator(ast.NodeTransformer):
@@ -72,6 +73,7 @@ class _Mutator(ast.NodeTransformer):
         self.target = target
         self.counts: dict[str, int] = dict.fromkeys(OPERATORS, 0)
         self.done: tuple[int, str, str] | None = None  # (line, function, what)
+        self.found: list[_Site] = []  # every site, in walk order (when counting)
         self._scope: list[str] = []
         self._tensor_return: list[bool] = []
 
@@ -117,8 +119,12 @@ class _Mutator(ast.NodeTransformer):
     def _hit(self, operator: str) -> bool:
         index = self.counts[operator]
         self.counts[operator] += 1
-        return self.target is not None and self.done is None and \
-            self.target == _Site(operator, index)
+        if self.target is None:
+            self.found.append(_Site(operator, index, self._scope[0] if self._scope else
+                                    "<module>"))
+            return False
+        return self.done is None and (self.target.operator, self.target.index) == (
+            operator, index)
 
     def _record(self, node: ast.AST, what: str) -> None:
         where = self._scope[-1] if self._scope else "<module>"
@@ -182,7 +188,7 @@ class _Mutator(ast.NodeTransformer):
 def _sites(tree: ast.Module) -> list[_Site]:
     counter = _Mutator()
     counter.visit(copy.deepcopy(tree))
-    return [_Site(op, i) for op in OPERATORS for i in range(counter.counts[op])]
+    return counter.found
 
 
 def _apply(tree: ast.Module, site: _Site) -> tuple[str, tuple[int, str, str]] | None:
@@ -212,6 +218,11 @@ def _round_robin(sites: list[_Site], seed: int) -> Iterator[_Site]:
                 yield queues[op].pop()
 
 
+def _top_level_names(tree: ast.Module) -> set[str]:
+    return {n.name for n in tree.body
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)}
+
+
 def count_sites(source: str) -> dict[str, int]:
     """How many places each operator could edit in ``source``."""
     counter = _Mutator()
@@ -219,16 +230,24 @@ def count_sites(source: str) -> dict[str, int]:
     return dict(counter.counts)
 
 
-def generate_mutants(source: str, budget: int, seed: int = 0) -> list[Mutant]:
+def generate_mutants(source: str, budget: int, seed: int = 0,
+                     only: Collection[str] = ()) -> list[Mutant]:
     """Up to ``budget`` distinct compiling mutants of ``source``, the same ones for the same
-    source, budget and seed."""
+    source, budget and seed. ``only``: names of top-level functions/classes to mutate (the
+    code whose exact behaviour the checks pin); empty for the whole module."""
     if budget < 0:
         raise ValueError(f"budget must be >= 0, got {budget}")
     tree = ast.parse(source)
+    sites = _sites(tree)
+    if only:
+        missing = set(only) - {s.top for s in sites} - _top_level_names(tree)
+        if missing:
+            raise ValueError(f"nothing named {sorted(missing)} at the top level of the source")
+        sites = [s for s in sites if s.top in set(only)]
     original = ast.unparse(tree)
     mutants: list[Mutant] = []
     seen = {original}
-    for site in _round_robin(_sites(tree), seed):
+    for site in _round_robin(sites, seed):
         if len(mutants) >= budget:
             break
         applied = _apply(tree, site)
