@@ -24,6 +24,7 @@ from pathlib import Path
 import torchgrade
 from torchgrade.assignment import Assignment
 from torchgrade.render import write_class_csv, write_gradescope, write_junit, write_student_html
+from torchgrade.render.summary import write_class_summary
 from torchgrade.report import Report, ReportError, read_report, write_report
 from torchgrade.runner import Options, grade_submission, sha256_file
 
@@ -37,6 +38,7 @@ class BatchResult:
     csv_path: Path
     out_dir: Path
     duration_s: float
+    summary_path: Path | None = None  # the class summary page (None if it failed to render)
 
 
 def discover(submissions: Path) -> list[str]:
@@ -153,7 +155,14 @@ def grade_batch(assignment: Assignment, submissions: Path, out_dir: Path, *,
                 progress(len(reports), len(roster), report)
     reports.sort(key=lambda r: r.student)
     csv_path = write_class_csv(reports, out_dir / f"{assignment.name}.csv")
-    return BatchResult(tuple(reports), csv_path, out_dir, time.monotonic() - started)
+    summary_path: Path | None = out_dir / f"{assignment.name}-summary.html"
+    try:
+        write_class_summary(reports, summary_path)
+    except Exception:  # noqa: BLE001 - the reports and the CSV are what must not be lost
+        traceback.print_exc()
+        summary_path = None
+    return BatchResult(tuple(reports), csv_path, out_dir, time.monotonic() - started,
+                       summary_path)
 
 
 def plain_progress(stream=sys.stderr) -> Callable[[int, int, Report], None]:

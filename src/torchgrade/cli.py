@@ -208,6 +208,8 @@ def cmd_grade(args: argparse.Namespace) -> int:
               + ("   (submission problem)" if r.submission_error else ""))
     print(f"\nreports: {result.out_dir}/<student>/{assignment.name}.json (.html for people)")
     print(f"class CSV: {result.csv_path}   ({result.duration_s:.1f} s)")
+    if result.summary_path is not None:
+        print(f"class summary: {result.summary_path}")
     broken = [r.student for r in result.reports if r.submission_error.startswith(INTERNAL)]
     if broken:
         print(f"torchgrade itself failed on {len(broken)} submission(s): {', '.join(broken)} "
