@@ -56,6 +56,23 @@ def discover(submissions: Path) -> list[str]:
     return students
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"2/4"`` -> (2, 4): this runner grades the second of four shards."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not match or not 1 <= int(match[1]) <= int(match[2]):
+        raise ValueError(f"--shard must be I/N with 1 <= I <= N (e.g. 2/4), got {text!r}")
+    return int(match[1]), int(match[2])
+
+
+def in_shard(student: str, shard: tuple[int, int]) -> bool:
+    """Whether ``student`` belongs to ``shard`` (I, N). Decided by a hash of the name, so a
+    student stays in the same shard when others are added or removed, and every student is in
+    exactly one of the N shards."""
+    index, count = shard
+    digest = hashlib.sha256(student.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % count == index - 1
+
+
 def write_outputs(report: Report, out_dir: Path) -> Path:
     folder = out_dir / report.student
     path = folder / f"{report.assignment}.json"

@@ -71,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--visibility", choices=("public", "all"), default="all",
                    help="which checks run (default: all, public and hidden)")
     g.add_argument("--student", action="append", help="grade only this student (repeatable)")
+    g.add_argument("--shard", metavar="I/N", help="grade only shard I of N (e.g. 2/4), for "
+                   "splitting a roster across CI jobs: each student is in exactly one shard, "
+                   "chosen by a hash of the folder name")
     g.add_argument("--no-cache", action="store_true", help="grade everyone again, even those "
                    "whose report was written for the same submission and grader (by default "
                    "they are reused, so an interrupted batch resumes where it stopped)")
@@ -175,7 +178,14 @@ def print_report(report: Report, verbose: bool) -> None:
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
-    from torchgrade.batch import INTERNAL, discover, grade_batch, plain_progress
+    from torchgrade.batch import (
+        INTERNAL,
+        discover,
+        grade_batch,
+        in_shard,
+        parse_shard,
+        plain_progress,
+    )
     from torchgrade.runner import Options
 
     assignment = load(args.assignment, _root(args))
@@ -190,6 +200,16 @@ def cmd_grade(args: argparse.Namespace) -> int:
         if unknown:
             raise UsageError(f"no submission folder for: {', '.join(unknown)}")
         roster = [s for s in roster if s in set(args.student)]
+    if args.shard:
+        try:
+            shard = parse_shard(args.shard)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+        roster = [s for s in roster if in_shard(s, shard)]
+        if not roster:
+            print(f"shard {args.shard} holds no student of {args.submissions}: nothing to do",
+                  file=sys.stderr)
+            return 0
     if not roster:
         raise UsageError(f"{args.submissions} has no student folders "
                          f"(expected {args.submissions}/<student>/{assignment.module}.py)")
