@@ -27,10 +27,15 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
+# Every assignment with examples is graded into demo-reports/<assignment>/ (DEMO=nt_xent for one).
+DEMO ?= nt_xent vit_attention mae_masking
 demo: install
-	HF_HUB_OFFLINE=1 $(BIN)/torchgrade grade nt_xent examples/nt_xent --out demo-reports --jobs $(JOBS)
-	@echo "HTML reports: demo-reports/<student>/nt_xent.html   class CSV: demo-reports/nt_xent.csv"
-	@echo "class summary: demo-reports/nt_xent-summary.html"
+	@for a in $(DEMO); do \
+	  HF_HUB_OFFLINE=1 $(BIN)/torchgrade grade $$a examples/$$a --out demo-reports/$$a \
+	    --jobs $(JOBS) || exit $$?; \
+	  echo "$$a: HTML reports demo-reports/$$a/<student>/$$a.html, class summary" \
+	    "demo-reports/$$a/$$a-summary.html, CSV demo-reports/$$a/$$a.csv"; echo; \
+	done
 
 lint: install
 	$(BIN)/ruff check src tests graders solutions assignments benchmarks

@@ -226,7 +226,10 @@ def launch_worker(
         raise RuntimeError("--sandbox bwrap was asked for but bubblewrap cannot run here "
                            "(install the 'bubblewrap' package)")
     module_file = f"{SANDBOX_DIR if use_bwrap else workdir}/{module_name}.py"
-    worker_limits = {"cpu_s": limits.cpu_s, "memory_mb": limits.memory_mb,
+    # Under the gpu profile the address-space limit is left off: the CUDA driver reserves
+    # tens of GB of virtual address space at start-up, far above any useful RLIMIT_AS; the
+    # worker's cgroup still bounds the memory it actually uses, where cgroups are available.
+    worker_limits = {"cpu_s": limits.cpu_s, "memory_mb": None if gpu else limits.memory_mb,
                      "fsize_mb": limits.fsize_mb, "nofile": limits.nofile,
                      "reply_mb": limits.reply_mb,
                      "nproc": None if use_bwrap else limits.nproc,
