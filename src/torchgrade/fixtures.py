@@ -44,9 +44,10 @@ def save_cases(path: Path, cases: dict[str, dict[str, Any]]) -> Path:
     return path
 
 
-def load_cases(path: Path) -> dict[str, dict[str, Any]]:
+def load_cases(path: Path | str) -> dict[str, dict[str, Any]]:
     from safetensors import safe_open
 
+    path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"missing public fixtures {path}")
     cases: dict[str, dict[str, Any]] = {}

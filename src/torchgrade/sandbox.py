@@ -110,8 +110,9 @@ def _bwrap_argv(workdir: Path, limits: Limits, gpu: bool) -> list[str]:
             argv += ["--symlink", os.readlink(host), f"/{name}"]
         elif host.exists():
             argv += ["--ro-bind", str(host), f"/{name}"]
+    # /etc/fonts: fontconfig (matplotlib's text) otherwise prints an error on every plot.
     for etc in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime",
-                "/etc/alternatives"):
+                "/etc/alternatives", "/etc/fonts"):
         argv += ["--ro-bind-try", etc, etc]
     # The writable /tmp first: the read-only binds below may live under /tmp (a checkout or
     # a venv there), and a later mount would hide them.
