@@ -413,6 +413,14 @@ def bench_batch(args: argparse.Namespace) -> dict[str, Any]:
                 "submission_errors": sum(bool(r.submission_error) for r in res.reports),
                 "load_before": la, "load_after": load_avg()}
             log(f"batch jobs={jobs}: {wall:.1f} s, {args.batch_size / wall * 60:.1f}/min")
+            # The same batch again over the same reports: nothing changed, so every report is
+            # reused (the cost of a cached re-run: hashing, reading and re-validating reports).
+            t0 = time.perf_counter()
+            again = grade_batch(assignment, subs, out, options=Options(visibility="all"),
+                                jobs=jobs)
+            result["jobs"][str(jobs)]["cached_rerun_s"] = round(time.perf_counter() - t0, 3)
+            result["jobs"][str(jobs)]["cached_rerun_reused"] = sum(
+                bool(r.extra.get("cached")) for r in again.reports)
     if 1 in walls and 2 in walls and walls[2] > 0:
         result["speedup_1_to_2"] = round(walls[1] / walls[2], 2)
     return result | section_meta(started, load0)
