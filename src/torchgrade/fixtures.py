@@ -62,10 +62,22 @@ def load_cases(path: Path | str) -> dict[str, dict[str, Any]]:
 
 
 def build_cases(assignment: Assignment) -> dict[str, dict[str, Any]]:
-    """Run the grader's ``fixture_cases.build`` against the reference solution."""
+    """Run the grader's ``fixture_cases.build`` against the reference solution.
+
+    On one torch thread, whatever the caller's setting: a multi-threaded reduction may sum in
+    another order, and the stored fixtures must be rebuilt bit for bit by the staleness test
+    (tests/test_fixtures.py) on any machine and after any other test changed the thread count.
+    """
+    import torch
+
     builder = _import(assignment.grader_dir / "fixture_cases.py", "torchgrade_fixture_cases")
     reference = _import(assignment.solution_file, f"torchgrade_reference_{assignment.name}")
-    return builder.build(reference)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return builder.build(reference)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def build_fixtures(assignment: Assignment) -> Path:
