@@ -28,7 +28,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $(STAMP)
 
 # Every assignment with examples is graded into demo-reports/<assignment>/ (DEMO=nt_xent for one).
-DEMO ?= nt_xent vit_attention mae_masking
+DEMO ?= nt_xent vit_attention mae_masking ddpm_sampler
 demo: install
 	@for a in $(DEMO); do \
 	  HF_HUB_OFFLINE=1 $(BIN)/torchgrade grade $$a examples/$$a --out demo-reports/$$a \
