@@ -326,7 +326,8 @@ def _probe_accuracies(student, budget, device):
         encoder, train_x.to(device), epochs=int(budget["epochs"]),
         batch_size=int(budget["batch_size"]), temperature=float(budget["temperature"]),
         lr=float(budget["lr"]), generator=torch.Generator().manual_seed(int(budget["seed"])))
-    if not hasattr(trained, "type_name"):
+    # A handle to the worker's module (or, in the benchmarks' in-process mode only, the module).
+    if not (hasattr(trained, "type_name") or isinstance(trained, torch.nn.Module)):
         fail("train_simclr must return the trained encoder.", expected="an nn.Module",
              got=type(trained).__name__)
     feats = [student.call(trained, x.to(device), _no_grad=True) for x in (train_x, test_x)]
