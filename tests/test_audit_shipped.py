@@ -1,11 +1,11 @@
 """Is every shipped grader fair, and does it catch mutants of its reference?
 
 The quick CI form of ``torchgrade audit``: every assignment under graders/, one run, a small
-mutant budget and no training checks. Each assignment's own grader test
-(tests/test_<name>_grader.py) grades its examples with the training checks and grades one
-twice for determinism; the repeated-run comparison of the audit itself is tested on the toy
-course (tests/test_audit.py). The mutation score is printed (``pytest -s``) for the record, and
-at least one mutant must be caught.
+mutant budget and no training checks. tests/test_example_submissions.py grades every
+assignment's examples with the training checks and grades one of them twice for determinism;
+the repeated-run comparison of the audit itself is tested on the toy course
+(tests/test_audit.py). The mutation score is printed (``pytest -s``) for the record, and at
+least one mutant must be caught.
 """
 
 from __future__ import annotations

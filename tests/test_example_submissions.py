@@ -1,0 +1,93 @@
+"""Is every assignment's grader fair and sharp? Its named example submissions, graded for real.
+
+Each folder in examples/<assignment>/ holds a submission and an about.toml saying what it is:
+``expect = "full" | "zero" | "partial"`` and, for a mistake, ``must_fail``: the checks meant
+to catch it (and ``must_pass``: those it must not affect). Each assignment's folder is graded
+once as a batch, exactly as an instructor would (the ``example_reports`` fixture); a mistake is
+judged by the same rule as ``torchgrade audit``. Checks particular to one assignment live in
+tests/test_<assignment>_grader.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from torchgrade.assignment import load
+from torchgrade.audit import _judge_example, examples_of
+from torchgrade.runner import Options, grade_submission
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+# The example graded a second time for determinism: a partial one, so that passing, failing
+# and feedback text are all compared.
+REGRADED = {"nt_xent": "course_text", "vit_attention": "rollout_wrong_order",
+            "mae_masking": "mask_shuffled_order", "ddpm_sampler": "variance_swapped"}
+SPECS = {name: examples_of(load(name, ROOT)) for name in REGRADED}
+MISTAKES = [(a, n) for a, specs in SPECS.items() for n, s in specs.items()
+            if s["expect"] == "partial"]
+
+
+def test_every_assignment_with_examples_is_covered():
+    """Does this module grade every assignment that ships examples?"""
+    shipped = {p.parent.parent.name for p in (ROOT / "examples").glob("*/*/about.toml")}
+    assert shipped == set(REGRADED)
+
+
+@pytest.mark.parametrize("assignment", REGRADED)
+def test_examples_cover_the_required_cases(assignment):
+    """Are there a correct submission, the stub and at least three typical mistakes?"""
+    specs = SPECS[assignment]
+    assert "correct" in specs and "stub" in specs
+    assert [s["expect"] for s in specs.values()].count("partial") >= 3
+
+
+@pytest.mark.parametrize("assignment", REGRADED)
+def test_reference_copy_scores_full_marks(example_reports, assignment):
+    """Does a correct submission get every point?"""
+    r = example_reports(assignment)["correct"]
+    failing = {c.name: c.feedback for c in r.checks if c.status != "passed"}
+    assert not failing
+    assert r.score == r.max_score == 100
+
+
+@pytest.mark.parametrize("assignment", REGRADED)
+def test_stub_scores_zero_with_clean_failures(example_reports, assignment):
+    """Does the untouched stub score zero, each check failing on the stub, not on the grader?"""
+    r = example_reports(assignment)["stub"]
+    assert r.score == 0
+    for c in r.checks:
+        assert c.status in ("failed", "error"), c.name
+        assert "grader could not evaluate" not in c.feedback, (c.name, c.feedback)
+        assert "NotImplementedError" in c.feedback or c.status == "failed", (c.name, c.feedback)
+
+
+@pytest.mark.parametrize(("assignment", "name"), MISTAKES)
+def test_each_mistake_loses_points_on_its_checks(example_reports, assignment, name):
+    """Does each typical mistake lose some points but not all, on every check its about.toml
+    says catches it, and none on the checks it says it must not affect?"""
+    finding = _judge_example(name, SPECS[assignment][name], example_reports(assignment)[name])
+    assert finding.verdict == "ok", finding.message
+
+
+@pytest.mark.parametrize("assignment", REGRADED)
+def test_hidden_feedback_does_not_echo_inputs(example_reports, assignment):
+    """Do hidden checks keep their inputs and expected values to themselves?"""
+    for r in example_reports(assignment).values():
+        for c in r.checks:
+            if c.visibility == "hidden" and c.status == "failed":
+                assert "Falsifying example" not in c.feedback, c.name
+
+
+@pytest.mark.parametrize("assignment", REGRADED)
+def test_same_submission_gets_the_same_report_twice(example_reports, assignment):
+    """Is grading deterministic: statuses, points and feedback identical on a second run?"""
+    a = load(assignment, ROOT)
+    name = REGRADED[assignment]
+    first = example_reports(assignment)[name]
+    again = grade_submission(a, ROOT / "examples" / assignment / name / f"{a.module}.py", name,
+                             Options())
+    assert [(c.name, c.status, c.points, c.feedback) for c in again.checks] == \
+        [(c.name, c.status, c.points, c.feedback) for c in first.checks]
