@@ -21,6 +21,7 @@ import dataclasses
 import json
 import shutil
 import statistics
+import time
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -247,8 +248,6 @@ def run_audit(assignment: Assignment, out_dir: Path, options: AuditOptions = Aud
               log: Callable[[str], None] = lambda _: None) -> AuditResult:
     """Grade reference, stub, examples and mutants of ``assignment``; write ``audit.json`` and
     ``audit.html`` into ``out_dir`` (its ``submissions/`` and ``reports/`` are replaced)."""
-    import time
-
     if options.repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {options.repeats}")
     for path, what in ((assignment.solution_file, "reference"), (assignment.stub_file, "stub")):

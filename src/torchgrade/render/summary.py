@@ -21,6 +21,8 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
+from torchgrade.render.html import _environment as environment
+from torchgrade.render.html import _percent as percent
 from torchgrade.report import Report, atomic_write_text
 
 BINS = 10
@@ -55,14 +57,10 @@ class ClassSummary:
     submission_problems: int  # reports with a submission_error
 
 
-def _percent(r: Report) -> float:
-    return 100.0 * r.score / r.max_score if r.max_score > 0 else 0.0
-
-
 def summarise(reports: Sequence[Report]) -> ClassSummary:
     if not reports:
         raise ValueError("no reports to summarise")
-    percents = [_percent(r) for r in reports]
+    percents = [percent(r) for r in reports]
     counts = [0] * BINS
     for p in percents:
         counts[min(BINS - 1, max(0, int(p // (100 / BINS))))] += 1
@@ -104,10 +102,7 @@ def summarise(reports: Sequence[Report]) -> ClassSummary:
 
 
 def render_class_summary(reports: Sequence[Report]) -> str:
-    from torchgrade.render.html import _environment
-
-    summary = summarise(reports)
-    return _environment().get_template("summary.html.j2").render(s=summary)
+    return environment().get_template("summary.html.j2").render(s=summarise(reports))
 
 
 def write_class_summary(reports: Sequence[Report], path: Path) -> Path:
