@@ -1,9 +1,14 @@
 """Fixtures shared by the test modules.
 
-``example_reports(assignment)`` grades ``examples/<assignment>/`` once per test session, as an
-instructor would (one batch, sandboxed workers), so the example-contract tests that every
-assignment shares (tests/test_example_submissions.py) and each assignment's own tests
-(tests/test_<assignment>_grader.py) read the same reports instead of grading them twice.
+``shipped_audit(assignment)`` runs the CI form of ``torchgrade audit`` on a shipped
+assignment once per test session: the reference, the stub and every example in
+``examples/<assignment>/`` graded with all their checks (training included), exactly as an
+instructor grades a batch, plus a few mutants of the reference graded without training.
+``example_reports(assignment)`` is that audit's report of each example, keyed by the example's
+name. So the audit test (tests/test_audit_shipped.py), the example contract shared by every
+assignment (tests/test_example_submissions.py) and each assignment's own tests
+(tests/test_<assignment>_grader.py) read one grading of each example instead of grading it
+two or three times.
 """
 
 from __future__ import annotations
@@ -14,27 +19,41 @@ from pathlib import Path
 import pytest
 
 from torchgrade.assignment import load
-from torchgrade.audit import examples_of
-from torchgrade.batch import grade_batch
-from torchgrade.report import Report
-from torchgrade.runner import Options
+from torchgrade.audit import AuditOptions, AuditResult, run_audit
+from torchgrade.report import Report, read_report
 
 ROOT = Path(__file__).resolve().parents[1]
+# One run (determinism is compared by regrading one example: tests/test_example_submissions.py),
+# a small mutant budget, mutants without training (the audit's default).
+QUICK = AuditOptions(mutants=4, repeats=1, jobs=2)
+PREFIX = "example-"
 
 
 @pytest.fixture(scope="session")
-def example_reports(
+def shipped_audit(
     tmp_path_factory: pytest.TempPathFactory,
-) -> Callable[[str], dict[str, Report]]:
-    graded: dict[str, dict[str, Report]] = {}
+) -> Callable[[str], tuple[AuditResult, dict[str, Report]]]:
+    done: dict[str, tuple[AuditResult, dict[str, Report]]] = {}
 
-    def reports(assignment: str) -> dict[str, Report]:
-        if assignment not in graded:
+    def audit(assignment: str) -> tuple[AuditResult, dict[str, Report]]:
+        if assignment not in done:
             a = load(assignment, ROOT)
-            out = tmp_path_factory.mktemp(f"reports-{assignment}")
-            result = grade_batch(a, ROOT / "examples" / assignment, out, options=Options(),
-                                 jobs=2, students=sorted(examples_of(a)))
-            graded[assignment] = {r.student: r for r in result.reports}
-        return graded[assignment]
+            out = tmp_path_factory.mktemp(f"audit-{assignment}")
+            result = run_audit(a, out, QUICK)
+            run1 = out / "reports" / "run1"
+            reports = {p.name: read_report(p / f"{assignment}.json")
+                       for p in sorted(run1.iterdir()) if p.is_dir()}
+            done[assignment] = (result, reports)
+        return done[assignment]
+
+    return audit
+
+
+@pytest.fixture(scope="session")
+def example_reports(shipped_audit) -> Callable[[str], dict[str, Report]]:
+    def reports(assignment: str) -> dict[str, Report]:
+        _, graded = shipped_audit(assignment)
+        return {name.removeprefix(PREFIX): r for name, r in graded.items()
+                if name.startswith(PREFIX)}
 
     return reports

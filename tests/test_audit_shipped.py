@@ -1,9 +1,10 @@
 """Is every shipped grader fair, and does it catch mutants of its reference?
 
-The quick CI form of ``torchgrade audit``: every assignment under graders/, one run, a small
-mutant budget and no training checks. tests/test_example_submissions.py grades every
-assignment's examples with the training checks and grades one of them twice for determinism;
-the repeated-run comparison of the audit itself is tested on the toy course
+The CI form of ``torchgrade audit`` on every assignment under graders/ (the ``shipped_audit``
+fixture of tests/conftest.py): one run of the reference, the stub and every example with all
+their checks, and a small budget of mutants graded without training. The same run's example
+reports feed tests/test_example_submissions.py, which also grades one example twice for
+determinism; the audit's own repeated-run comparison is tested on the toy course
 (tests/test_audit.py). The mutation score is printed (``pytest -s``) for the record, and at
 least one mutant must be caught.
 """
@@ -14,22 +15,20 @@ from pathlib import Path
 
 import pytest
 
-from torchgrade.assignment import available, load
-from torchgrade.audit import AuditOptions, run_audit
+from torchgrade.assignment import available
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-QUICK = AuditOptions(mutants=4, repeats=1, jobs=2, skip_kinds=("training",))
 
 
 @pytest.mark.parametrize("name", available(ROOT))
-def test_shipped_grader_is_fair(name: str, tmp_path: Path) -> None:
-    result = run_audit(load(name, ROOT), tmp_path / name, QUICK)
+def test_shipped_grader_is_fair(name: str, shipped_audit) -> None:
+    result, _ = shipped_audit(name)
     problems = [f"{f.subject}: {f.message}" for f in result.findings if f.verdict != "ok"]
     assert not problems, "\n".join(problems)
     killed = sum(m.killed for m in result.mutants)
     print(f"\n{name}: mutants caught {killed}/{len(result.mutants)}; survivors: "
           + "; ".join(m.description for m in result.mutants if not m.killed))
-    assert len(result.mutants) == QUICK.mutants
+    assert len(result.mutants) == result.options["mutants"] > 0
     assert killed >= 1

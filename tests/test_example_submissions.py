@@ -3,8 +3,9 @@
 Each folder in examples/<assignment>/ holds a submission and an about.toml saying what it is:
 ``expect = "full" | "zero" | "partial"`` and, for a mistake, ``must_fail``: the checks meant
 to catch it (and ``must_pass``: those it must not affect). Each assignment's folder is graded
-once as a batch, exactly as an instructor would (the ``example_reports`` fixture); a mistake is
-judged by the same rule as ``torchgrade audit``. Checks particular to one assignment live in
+once, exactly as an instructor would, by the CI audit of that assignment (the
+``example_reports`` fixture of tests/conftest.py); a mistake is judged by the same rule as
+``torchgrade audit``. Checks particular to one assignment live in
 tests/test_<assignment>_grader.py.
 """
 
@@ -24,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # The example graded a second time for determinism: a partial one, so that passing, failing
 # and feedback text are all compared.
 REGRADED = {"nt_xent": "course_text", "vit_attention": "rollout_wrong_order",
-            "mae_masking": "mask_shuffled_order", "ddpm_sampler": "variance_swapped"}
+            "mae_masking": "mask_shuffled_order", "ddpm_sampler": "variance_swapped",
+            "wgan_gp": "norm_whole_batch"}
 SPECS = {name: examples_of(load(name, ROOT)) for name in REGRADED}
 MISTAKES = [(a, n) for a, specs in SPECS.items() for n, s in specs.items()
             if s["expect"] == "partial"]

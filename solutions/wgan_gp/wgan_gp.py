@@ -1,0 +1,209 @@
+"""Reference solution for `wgan_gp`: WGAN-GP's gradient penalty, losses, critic and training.
+
+Why it exists: graders compare submissions with these functions value for value (the penalty
+with a seeded ``eps`` draw, the two losses) and by training outcome (the training loop). It
+follows the contract of ``spec/assignments.md`` section 1 exactly.
+
+Paper: Gulrajani, Ahmed, Arjovsky, Dumoulin, Courville, "Improved Training of Wasserstein
+GANs" (NeurIPS 2017), Algorithm 1. Where the course text is wrong: its MNIST discriminator
+ends in a Sigmoid and uses BatchNorm2d, and it trains with BCE; a WGAN-GP critic outputs an
+unbounded score, and BatchNorm couples the samples of a batch, which breaks the per-sample
+gradient the penalty constrains (the paper: "no critic batch normalization").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+HISTORY_KEYS = ("critic_loss", "gradient_penalty", "wasserstein_estimate", "generator_loss")
+
+
+def _positive_int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def _number(value: object, name: str, *, positive: bool) -> float:
+    ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+    if not ok or value < 0 or (positive and value == 0):
+        bound = "> 0" if positive else ">= 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    return float(value)
+
+
+def _batch(x: object, name: str) -> Tensor:
+    if not isinstance(x, Tensor) or x.dim() < 2 or x.shape[0] < 1 or not x.is_floating_point():
+        got = (f"{x.dtype} of shape {tuple(x.shape)}" if isinstance(x, Tensor)
+               else type(x).__name__)
+        raise ValueError(f"{name} must be a floating tensor [B, ...] with B >= 1 and at least "
+                         f"2 dims, got {got}")
+    return x
+
+
+def _pair(real: object, fake: object) -> tuple[Tensor, Tensor]:
+    real, fake = _batch(real, "real"), _batch(fake, "fake")
+    if real.shape != fake.shape:
+        raise ValueError(f"real and fake must have the same shape, got real "
+                         f"{list(real.shape)} and fake {list(fake.shape)}")
+    return real, fake
+
+
+def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, lambda_gp: float = 10.0,
+                     generator: torch.Generator | None = None) -> Tensor:
+    """WGAN-GP's penalty ``lambda_gp * mean_i (|grad D(x_hat_i)|_2 - 1)^2`` (Algorithm 1).
+
+    ``real`` and ``fake`` are ``[B, ...]`` (points ``[B, D]`` or images ``[B, C, H, W]``).
+    The interpolation weights are drawn exactly as::
+
+        eps = torch.rand(B, 1, ..., 1, generator=generator, device=real.device,
+                         dtype=real.dtype)              # one weight per sample
+        x_hat = eps * real + (1 - eps) * fake
+
+    The gradient of ``critic(x_hat).sum()`` w.r.t. ``x_hat`` is taken with
+    ``create_graph=True`` (so the penalty back-propagates into the critic's parameters), its
+    L2 norm per sample over all non-batch dims. ``fake`` is not detached here (the caller
+    decides). Returns a 0-dim tensor. Raises ValueError (naming the argument) on a bad
+    ``real``, ``fake`` or ``lambda_gp``.
+    """
+    real, fake = _pair(real, fake)
+    lam = _number(lambda_gp, "lambda_gp", positive=False)
+    b = real.shape[0]
+    # 1. eps ~ U[0, 1], one per sample, broadcast over the non-batch dims.
+    eps = torch.rand(b, *[1] * (real.dim() - 1), generator=generator, device=real.device,
+                     dtype=real.dtype)  # [B, 1, ..., 1]
+    x_hat = eps * real + (1 - eps) * fake  # [B, ...]
+    if not x_hat.requires_grad:
+        x_hat.requires_grad_(True)
+    # 2. grad_{x_hat} D(x_hat), kept in the graph so the penalty trains the critic.
+    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    # 3. (|grad|_2 - 1)^2 per sample, averaged over the batch.
+    norm = grad.reshape(b, -1).norm(2, dim=1)  # [B]
+    return lam * ((norm - 1) ** 2).mean()
+
+
+def critic_loss(critic: nn.Module, real: Tensor, fake: Tensor, lambda_gp: float = 10.0,
+                generator: torch.Generator | None = None) -> Tensor:
+    """The critic's loss ``mean D(fake) - mean D(real) + GP`` (minimised by the critic).
+
+    ``fake`` is detached from the generator's graph first, so this loss trains the critic
+    only; the penalty is :func:`gradient_penalty` with the same ``lambda_gp`` and
+    ``generator`` (its ``eps`` draw is the only random draw here).
+    """
+    real, fake = _pair(real, fake)
+    fake = fake.detach()
+    gp = gradient_penalty(critic, real, fake, lambda_gp, generator)
+    return critic(fake).mean() - critic(real).mean() + gp
+
+
+def generator_loss(critic: nn.Module, fake: Tensor) -> Tensor:
+    """The generator's loss ``-mean D(fake)``; ``fake`` stays in the generator's graph."""
+    fake = _batch(fake, "fake")
+    return -critic(fake).mean()
+
+
+class Critic(nn.Module):
+    """The course text's MNIST discriminator made a WGAN-GP critic: ``[B, 1, 28, 28] -> [B, 1]``.
+
+    Conv(1->64, 4, s2) -> LeakyReLU(0.2) -> Conv(64->128, 4, s2) -> LeakyReLU(0.2) ->
+    Flatten -> Linear(128*7*7 -> 1). No Sigmoid (the score is unbounded) and no BatchNorm
+    (it couples the samples of a batch, so the per-sample gradient norm is not the critic's).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 64, kernel_size=4, stride=2, padding=1),  # [B, 64, 14, 14]
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(64, 128, kernel_size=4, stride=2, padding=1),  # [B, 128, 7, 7]
+            nn.LeakyReLU(0.2),
+            nn.Flatten(),  # [B, 128*7*7]
+        )
+        self.score = nn.Linear(128 * 7 * 7, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not isinstance(x, Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
+            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"x must be a [B, 1, 28, 28] tensor, got {got}")
+        return self.score(self.features(x))  # [B, 1]
+
+
+def _validate_training(steps: object, n_critic: object, lr: object, betas: object,
+                       lambda_gp: object, batch_size: object, latent_dim: object,
+                       sample_real: object) -> tuple[float, float]:
+    _positive_int(steps, "steps")
+    _positive_int(n_critic, "n_critic")
+    _number(lr, "lr", positive=True)
+    _number(lambda_gp, "lambda_gp", positive=False)
+    _positive_int(batch_size, "batch_size")
+    _positive_int(latent_dim, "latent_dim")
+    if not callable(sample_real):
+        raise ValueError(f"sample_real must be callable, got {type(sample_real).__name__}")
+    if not isinstance(betas, tuple | list) or len(betas) != 2 or not all(
+            not isinstance(b, bool) and isinstance(b, int | float) and 0 <= b < 1
+            for b in betas):
+        raise ValueError(f"betas must be a pair of numbers in [0, 1), got {betas!r}")
+    return float(betas[0]), float(betas[1])
+
+
+def train_wgan_gp(generator: nn.Module, critic: nn.Module, sample_real: Callable[[int], Tensor],
+                  *, steps: int, n_critic: int = 5, lr: float = 1e-4,
+                  betas: tuple[float, float] = (0.0, 0.9), lambda_gp: float = 10.0,
+                  batch_size: int = 64, latent_dim: int,
+                  generator_rng: torch.Generator | None = None) -> dict[str, list[float]]:
+    """Train ``generator`` and ``critic`` with WGAN-GP (Algorithm 1) for ``steps`` generator steps.
+
+    One Adam optimizer per network (``lr``, ``betas``). Each generator step is preceded by
+    ``n_critic`` critic updates; each critic update takes ``real = sample_real(batch_size)``
+    (moved to the generator's device), ``z = torch.randn(batch_size, latent_dim,
+    generator=generator_rng, device=...)``, ``fake = generator(z)`` and minimises
+    :func:`critic_loss` (``eps`` drawn from ``generator_rng``). The generator step draws a new
+    ``z`` the same way and minimises :func:`generator_loss`.
+
+    Returns the history: for each key of ``critic_loss``, ``gradient_penalty``,
+    ``wasserstein_estimate`` (``mean D(real) - mean D(fake)``) the mean over the step's
+    ``n_critic`` critic updates, and ``generator_loss``, each a list of ``steps`` floats
+    (values before the update they drive). Both modules are returned to the train/eval mode
+    they came in. Raises ValueError naming the argument on bad arguments.
+    """
+    beta1, beta2 = _validate_training(steps, n_critic, lr, betas, lambda_gp, batch_size,
+                                      latent_dim, sample_real)
+    device = next(generator.parameters()).device
+    opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=(beta1, beta2))
+    opt_c = torch.optim.Adam(critic.parameters(), lr=lr, betas=(beta1, beta2))
+    modes = generator.training, critic.training
+    generator.train()
+    critic.train()
+    history: dict[str, list[float]] = {k: [] for k in HISTORY_KEYS}
+    for _ in range(steps):
+        sums = dict.fromkeys(HISTORY_KEYS[:3], 0.0)
+        for _ in range(n_critic):
+            real = sample_real(batch_size).to(device)  # [B, ...]
+            z = torch.randn(batch_size, latent_dim, generator=generator_rng, device=device)
+            with torch.no_grad():
+                fake = generator(z)  # critic_loss detaches it anyway
+            d_real, d_fake = critic(real).mean(), critic(fake).mean()
+            gp = gradient_penalty(critic, real, fake, lambda_gp, generator_rng)
+            loss = d_fake - d_real + gp  # = critic_loss(critic, real, fake, ...)
+            opt_c.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_c.step()
+            sums["critic_loss"] += loss.item()
+            sums["gradient_penalty"] += gp.item()
+            sums["wasserstein_estimate"] += (d_real - d_fake).item()
+        for key, total in sums.items():
+            history[key].append(total / n_critic)
+
+        z = torch.randn(batch_size, latent_dim, generator=generator_rng, device=device)
+        g_loss = generator_loss(critic, generator(z))
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        history["generator_loss"].append(g_loss.item())
+    generator.train(modes[0])
+    critic.train(modes[1])
+    return history
