@@ -14,7 +14,8 @@ install: $(STAMP)
 
 # bubblewrap gives the student worker its namespaces; without it torchgrade still runs, with
 # rlimits only, and says so in every report. Chromium renders the class summary page in its
-# test (headless); without it that one test is skipped and says why.
+# test (headless); without it that one test is skipped and says why. docker.io is the engine
+# the Docker executor's tests start (their own dockerd); without it they skip and say why.
 $(STAMP): requirements.txt pyproject.toml
 	@command -v bwrap >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
 	  $(SUDO) apt-get install -y -q bubblewrap; } || \
@@ -22,13 +23,16 @@ $(STAMP): requirements.txt pyproject.toml
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } || \
 	  echo "warning: could not install chromium; the summary page's browser test will skip"
+	@command -v dockerd >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io; } || \
+	  echo "warning: could not install docker.io; the Docker executor's tests will skip"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
 # Every assignment with examples is graded into demo-reports/<assignment>/ (DEMO=nt_xent for one).
-DEMO ?= nt_xent vit_attention mae_masking ddpm_sampler
+DEMO ?= nt_xent vit_attention mae_masking ddpm_sampler wgan_gp
 demo: install
 	@for a in $(DEMO); do \
 	  HF_HUB_OFFLINE=1 $(BIN)/torchgrade grade $$a examples/$$a --out demo-reports/$$a \
@@ -38,7 +42,7 @@ demo: install
 	done
 
 lint: install
-	$(BIN)/ruff check src tests graders solutions assignments benchmarks
+	$(BIN)/ruff check src tests graders solutions assignments benchmarks student_template
 
 test: lint
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q

@@ -87,8 +87,8 @@ def main() -> None:
     if args.rubric_seed:
         runs.insert(0, (int(budget["seed"]), int(budget["ring_seed"])))
     print("| submission | seed | ring_seed | modes | radius | covered | quality | worst share | "
-          "norms in band | median norm | passes | CPU s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "norms in band | median norm | passes | CPU s | snapshots (covered, good) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for variant in args.variants:
         source = "bce_losses" if variant == "bce_no_gp" else variant
         module = load_module(SOURCES[source], f"wgan_gp_{source}")
@@ -110,8 +110,8 @@ def main() -> None:
                   and scores["lipschitz"] >= float(budget["min_lipschitz"]))
             print(f"{head} {scores['covered']} | {scores['quality']:.3f} | "
                   f"{scores['worst_share']:.2f} | {scores['lipschitz']:.3f} | "
-                  f"{scores['median_norm']:.3g} | {'yes' if ok else 'no'} | {cpu:.1f} |",
-                  flush=True)
+                  f"{scores['median_norm']:.3g} | {'yes' if ok else 'no'} | {cpu:.1f} | "
+                  f"{scores.get('snapshots', '')} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 ``shipped_audit(assignment)`` runs the CI form of ``torchgrade audit`` on a shipped
 assignment once per test session: the reference, the stub and every example in
-``examples/<assignment>/`` graded with all their checks (training included), exactly as an
-instructor grades a batch, plus a few mutants of the reference graded without training.
+``examples/<assignment>/`` graded in sandboxed batches, exactly as an instructor grades
+(training checks only for the reference, the stub and the examples that claim one), plus a
+few mutants of the reference graded without training.
 ``example_reports(assignment)`` is that audit's report of each example, keyed by the example's
 name. So the audit test (tests/test_audit_shipped.py), the example contract shared by every
 assignment (tests/test_example_submissions.py) and each assignment's own tests
@@ -24,8 +25,10 @@ from torchgrade.report import Report, read_report
 
 ROOT = Path(__file__).resolve().parents[1]
 # One run (determinism is compared by regrading one example: tests/test_example_submissions.py),
-# a small mutant budget, mutants without training (the audit's default).
-QUICK = AuditOptions(mutants=4, repeats=1, jobs=2)
+# a small mutant budget, mutants without training (the audit's default), and training checks
+# only where they are claimed: the reference, the stub and the examples whose about.toml names
+# a training check run every check, the other examples run all but the training checks.
+QUICK = AuditOptions(mutants=4, repeats=1, jobs=2, example_skip_kinds=("training",))
 PREFIX = "example-"
 
 

@@ -18,11 +18,13 @@ import pytest
 
 from torchgrade.assignment import AssignmentError, load
 from torchgrade.audit import (
+    AuditOptions,
     _judge_determinism,
     _judge_example,
     _judge_reference,
     _judge_stub,
     examples_of,
+    run_audit,
 )
 from torchgrade.mutate import OPERATORS, count_sites, generate_mutants
 from torchgrade.report import CheckResult, Report
@@ -229,6 +231,25 @@ def test_checks_of_a_skipped_kind_are_noted_not_held_against_the_grader():
     quick = _judge_example("m", spec, report, ("training",))
     assert quick.verdict == "ok" and "not run here (kinds training skipped): t" in quick.message
     assert _judge_example("m", spec, report).verdict == "problem"  # a full audit holds it
+
+
+@pytest.mark.slow
+def test_examples_run_a_skipped_kind_only_where_they_claim_it(tmp_path: Path):
+    """``example_skip_kinds``: the reference, the stub and an example whose about.toml names a
+    check of that kind run it; the other examples are graded without it, and the audit judges
+    them on what ran."""
+    options = AuditOptions(mutants=0, repeats=1, jobs=2, example_skip_kinds=("robustness",))
+    result = run_audit(load("toy", TOY), tmp_path / "audit", options)
+    assert all(f.verdict == "ok" for f in result.findings), result.findings
+    run1 = tmp_path / "audit" / "reports" / "run1"
+    ran = {p.name: {c["name"] for c in json.loads((p / "toy.json").read_text())["checks"]}
+           for p in run1.iterdir() if p.is_dir()}
+    # wrong_factor names test_scale_rejects_nan (robustness) in must_pass: it runs there
+    for full in ("reference", "stub", "example-wrong_factor"):
+        assert "test_scale_rejects_nan" in ran[full], full
+    for quick in ("example-correct", "example-detached_total"):
+        assert "test_scale_rejects_nan" not in ran[quick], quick
+        assert "test_scale_public" in ran[quick], quick
 
 
 def test_mutants_can_be_limited_to_named_functions():

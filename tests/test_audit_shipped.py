@@ -1,8 +1,9 @@
 """Is every shipped grader fair, and does it catch mutants of its reference?
 
 The CI form of ``torchgrade audit`` on every assignment under graders/ (the ``shipped_audit``
-fixture of tests/conftest.py): one run of the reference, the stub and every example with all
-their checks, and a small budget of mutants graded without training. The same run's example
+fixture of tests/conftest.py): one run of the reference, the stub and every example (the
+training checks only where they are claimed), and a small budget of mutants graded without
+training. The same run's example
 reports feed tests/test_example_submissions.py, which also grades one example twice for
 determinism; the audit's own repeated-run comparison is tested on the toy course
 (tests/test_audit.py). The mutation score is printed (``pytest -s``) for the record, and at

@@ -1,3 +1,4 @@
+# BEGIN SOLUTION
 """Reference solution for `ddpm_sampler`: noise schedules, the forward process, DDPM and DDIM.
 
 Why it exists: graders compare submissions with these functions value for value (the
@@ -15,6 +16,19 @@ A schedule crosses the grader's trust boundary as a plain record of its four fie
 function below reads only ``betas``, ``alphas``, ``alphas_cumprod`` and ``alphas_cumprod_prev``
 from it (no methods, no ``isinstance``).
 """
+# END SOLUTION
+# BEGIN STUB
+# """Assignment `ddpm_sampler`: noise schedules, the forward process, DDPM and DDIM sampling.
+#
+# Fill in every function that raises NotImplementedError. Keep the names and signatures exactly:
+# the grader calls them directly (see README.md for the contract, the exact random draws and
+# where the course text is wrong). Check your work with `torchgrade check ddpm_sampler`.
+#
+# A schedule reaches your functions as a plain record of its four fields: read only
+# ``schedule.betas``, ``schedule.alphas``, ``schedule.alphas_cumprod`` and
+# ``schedule.alphas_cumprod_prev`` (no methods, no ``isinstance`` checks).
+# """
+# END STUB
 
 from __future__ import annotations
 
@@ -30,10 +44,12 @@ COSINE_MAX_BETA = 0.999  # their clip: abar(1) = 0 would make the last beta exac
 VARIANCES = ("beta", "beta_tilde")
 
 
+# BEGIN SOLUTION
 def _positive_int(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return value
+# END SOLUTION
 
 
 def make_beta_schedule(num_timesteps: int, kind: str = "linear", beta_start: float = 1e-4,
@@ -46,6 +62,7 @@ def make_beta_schedule(num_timesteps: int, kind: str = "linear", beta_start: flo
     beta_end. Raises ValueError naming the argument for T < 1, an unknown kind, or linear
     betas outside 0 < beta_start <= beta_end < 1.
     """
+    # BEGIN SOLUTION
     steps = _positive_int(num_timesteps, "num_timesteps")
     if kind == "linear":
         if not (0.0 < beta_start < 1.0):  # NaN fails too
@@ -61,6 +78,10 @@ def make_beta_schedule(num_timesteps: int, kind: str = "linear", beta_start: flo
                  for i in range(steps)]
         return torch.tensor(betas, dtype=torch.float64)
     raise ValueError(f"kind must be 'linear' or 'cosine', got {kind!r}")
+    # END SOLUTION
+    # BEGIN STUB
+    # raise NotImplementedError("ddpm_sampler.make_beta_schedule: not implemented yet (README.md)")
+    # END STUB
 
 
 @dataclasses.dataclass
@@ -79,6 +100,7 @@ class DiffusionSchedule:
     @classmethod
     def from_betas(cls, betas: Tensor) -> DiffusionSchedule:
         """Build the schedule from a 1-D tensor of betas in (0, 1) (converted to float64)."""
+        # BEGIN SOLUTION
         if not isinstance(betas, Tensor) or betas.dim() != 1 or betas.numel() == 0:
             got = tuple(betas.shape) if isinstance(betas, Tensor) else type(betas).__name__
             raise ValueError(f"betas must be a non-empty 1-D tensor, got {got}")
@@ -90,8 +112,13 @@ class DiffusionSchedule:
         one = torch.ones(1, dtype=torch.float64, device=betas.device)
         alphas_cumprod_prev = torch.cat([one, alphas_cumprod[:-1]])
         return cls(betas, alphas, alphas_cumprod, alphas_cumprod_prev)
+        # END SOLUTION
+        # BEGIN STUB
+        # raise NotImplementedError("ddpm_sampler.from_betas: not implemented yet (README.md)")
+        # END STUB
 
 
+# BEGIN SOLUTION
 def _num_steps_of(schedule: Any) -> int:
     return int(schedule.alphas_cumprod.shape[0])
 
@@ -116,6 +143,7 @@ def _per_sample(values: Tensor, t: Any, like: Tensor) -> Tensor:
         return picked.reshape(-1, *([1] * (like.dim() - 1))).to(like.device, like.dtype)
     value = float(values[_index(t, values.shape[0])])
     return torch.tensor(value, dtype=like.dtype, device=like.device)
+# END SOLUTION
 
 
 def q_sample(x0: Tensor, t: Tensor, noise: Tensor, schedule: Any) -> Tensor:
@@ -124,10 +152,13 @@ def q_sample(x0: Tensor, t: Tensor, noise: Tensor, schedule: Any) -> Tensor:
     ``x0`` and ``noise`` are ``[B, ...]`` of the same shape; ``t`` is a ``[B]`` long tensor
     (one timestep per sample). Returns a tensor of x0's shape, dtype and device.
     """
+    # BEGIN SOLUTION
     if not isinstance(noise, Tensor) or noise.shape != x0.shape:
         raise ValueError(f"noise must have x0's shape {tuple(x0.shape)}")
     abar = _per_sample(schedule.alphas_cumprod, t, x0)
     return abar.sqrt() * x0 + (1 - abar).sqrt() * noise  # Ho et al. eq. (4)
+    # END SOLUTION
+    # STUB: raise NotImplementedError("ddpm_sampler.q_sample: not implemented yet (README.md)")
 
 
 def predict_x0(x_t: Tensor, t: Tensor | int, eps: Tensor, schedule: Any) -> Tensor:
@@ -135,16 +166,21 @@ def predict_x0(x_t: Tensor, t: Tensor | int, eps: Tensor, schedule: Any) -> Tens
 
     ``t`` is an int (every sample at the same step) or a ``[B]`` long tensor.
     """
+    # BEGIN SOLUTION
     if not isinstance(eps, Tensor) or eps.shape != x_t.shape:
         raise ValueError(f"eps must have x_t's shape {tuple(x_t.shape)}")
     abar = _per_sample(schedule.alphas_cumprod, t, x_t)
     return (x_t - (1 - abar).sqrt() * eps) / abar.sqrt()  # Ho et al. eq. (15)
+    # END SOLUTION
+    # STUB: raise NotImplementedError("ddpm_sampler.predict_x0: not implemented yet (README.md)")
 
 
+# BEGIN SOLUTION
 def _variance(variance: str) -> str:
     if variance not in VARIANCES:
         raise ValueError(f"variance must be 'beta' or 'beta_tilde', got {variance!r}")
     return variance
+# END SOLUTION
 
 
 def ddpm_step(eps: Tensor, t: int, x_t: Tensor, schedule: Any,
@@ -159,6 +195,7 @@ def ddpm_step(eps: Tensor, t: int, x_t: Tensor, schedule: Any,
     nothing is drawn and the mean is returned; otherwise the noise is one call
     ``torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)``.
     """
+    # BEGIN SOLUTION
     t = _index(t, _num_steps_of(schedule))
     variance = _variance(variance)
     if not isinstance(eps, Tensor) or eps.shape != x_t.shape:
@@ -180,8 +217,11 @@ def ddpm_step(eps: Tensor, t: int, x_t: Tensor, schedule: Any,
     var = beta if variance == "beta" else beta * (1 - abar_prev) / (1 - abar)
     noise = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
     return mean + math.sqrt(var) * noise
+    # END SOLUTION
+    # STUB: raise NotImplementedError("ddpm_sampler.ddpm_step: not implemented yet (README.md)")
 
 
+# BEGIN SOLUTION
 def _shape(shape: object) -> tuple[int, ...]:
     if isinstance(shape, torch.Size):
         shape = tuple(shape)
@@ -189,6 +229,7 @@ def _shape(shape: object) -> tuple[int, ...]:
             isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape):
         raise ValueError(f"shape must be a non-empty sequence of positive ints, got {shape!r}")
     return tuple(shape)
+# END SOLUTION
 
 
 @torch.no_grad()
@@ -200,6 +241,7 @@ def ddpm_sample(model: Any, shape: tuple[int, ...], schedule: Any,
     ``x_T = torch.randn(shape, generator=generator, device=device)`` (float32; ``device=None``
     is the CPU); ``model(x_t, t_batch)`` with ``t_batch`` a ``[B]`` long tensor returns eps.
     """
+    # BEGIN SOLUTION
     shape = _shape(shape)
     variance = _variance(variance)
     x = torch.randn(shape, generator=generator, device=device)
@@ -208,12 +250,16 @@ def ddpm_sample(model: Any, shape: tuple[int, ...], schedule: Any,
         eps = model(x, t_batch)
         x = ddpm_step(eps, t, x, schedule, generator=generator, variance=variance)
     return x
+    # END SOLUTION
+    # STUB: raise NotImplementedError("ddpm_sampler.ddpm_sample: not implemented yet (README.md)")
 
 
+# BEGIN SOLUTION
 def ddim_timesteps(num_timesteps: int, num_steps: int) -> list[int]:
     """The "leading" spacing: ``arange(num_steps) * (T // num_steps)``, largest first."""
     ratio = num_timesteps // num_steps
     return [i * ratio for i in range(num_steps - 1, -1, -1)]
+# END SOLUTION
 
 
 @torch.no_grad()
@@ -229,6 +275,7 @@ def ddim_sample(model: Any, shape: tuple[int, ...], schedule: Any, num_steps: in
     draws ``z`` with one ``torch.randn(x.shape, generator=generator, device=x.device,
     dtype=x.dtype)`` after the model call.
     """
+    # BEGIN SOLUTION
     total = _num_steps_of(schedule)
     steps = _positive_int(num_steps, "num_steps")
     if steps > total:
@@ -252,3 +299,5 @@ def ddim_sample(model: Any, shape: tuple[int, ...], schedule: Any, num_steps: in
             x = x + sigma * torch.randn(x.shape, generator=generator, device=x.device,
                                         dtype=x.dtype)
     return x
+    # END SOLUTION
+    # STUB: raise NotImplementedError("ddpm_sampler.ddim_sample: not implemented yet (README.md)")

@@ -1,3 +1,4 @@
+# BEGIN SOLUTION
 """Reference solution for `mae_masking`: MAE's patches, random masking, loss and training loop.
 
 Why it exists: graders compare submissions with these functions value for value (patchify,
@@ -9,6 +10,17 @@ official code's patch layout and masking draw, but with the randomness passed in
 Paper: He, Chen, Xie, Li, Dollar, Girshick, "Masked Autoencoders Are Scalable Vision Learners"
 (CVPR 2022); the structure follows the official ``models_mae.py``.
 """
+# END SOLUTION
+# BEGIN STUB
+# """Assignment `mae_masking`: MAE's patches, random masking, masked loss and a tiny MAE.
+#
+# Fill in the functions below (keep their names and signatures: the grader calls them directly).
+# README.md explains each one; `torchgrade check mae_masking` runs the public checks.
+#
+# Paper: He, Chen, Xie, Li, Dollar, Girshick, "Masked Autoencoders Are Scalable Vision Learners"
+# (CVPR 2022). The official code is `models_mae.py` in facebookresearch/mae.
+# """
+# END STUB
 
 from __future__ import annotations
 
@@ -20,6 +32,7 @@ from torch import Tensor, nn
 NORM_PIX_EPS = 1e-6  # added to the per-patch (unbiased) variance, as in models_mae.py
 
 
+# BEGIN SOLUTION
 def _positive_int(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -46,6 +59,7 @@ def _mask_ratio(value: object) -> float:
             0.0 <= value < 1.0):  # NaN fails the comparison too
         raise ValueError(f"mask_ratio must be a number in [0, 1), got {value!r}")
     return float(value)
+# END SOLUTION
 
 
 def patchify(imgs: Tensor, patch_size: int) -> Tensor:
@@ -57,6 +71,7 @@ def patchify(imgs: Tensor, patch_size: int) -> Tensor:
     ``reshape(N, h*w, p*p*C)``. Non-square images are fine. Raises ValueError when ``imgs``
     is not 4-D, ``patch_size`` is not a positive int, or H or W is not a multiple of it.
     """
+    # BEGIN SOLUTION
     imgs = _tensor(imgs, "imgs", 4, "[N, C, H, W]")
     p = _positive_int(patch_size, "patch_size")
     n, c, height, width = imgs.shape
@@ -67,6 +82,8 @@ def patchify(imgs: Tensor, patch_size: int) -> Tensor:
     x = imgs.reshape(n, c, h, p, w, p)
     x = torch.einsum("nchpwq->nhwpqc", x)  # [N, h, w, p, p, C]
     return x.reshape(n, h * w, p * p * c)  # [N, L, p*p*C]
+    # END SOLUTION
+    # STUB: raise NotImplementedError("patchify is not written yet: see README.md")
 
 
 def unpatchify(x: Tensor, patch_size: int, channels: int,
@@ -77,6 +94,7 @@ def unpatchify(x: Tensor, patch_size: int, channels: int,
     by default the grid is square (``L`` must then be a perfect square). Raises ValueError when
     ``x`` is not 3-D, its last dimension is not ``p*p*channels``, or the grid does not fit L.
     """
+    # BEGIN SOLUTION
     x = _tensor(x, "x", 3, "[N, L, p*p*C]")
     p = _positive_int(patch_size, "patch_size")
     c = _positive_int(channels, "channels")
@@ -97,6 +115,8 @@ def unpatchify(x: Tensor, patch_size: int, channels: int,
     x = x.reshape(n, h, w, p, p, c)
     x = torch.einsum("nhwpqc->nchpwq", x)  # [N, C, h, p, w, p]
     return x.reshape(n, c, h * p, w * p)  # [N, C, H, W]
+    # END SOLUTION
+    # STUB: raise NotImplementedError("unpatchify is not written yet: see README.md")
 
 
 def random_masking(x: Tensor, mask_ratio: float, generator: torch.Generator | None = None
@@ -118,6 +138,7 @@ def random_masking(x: Tensor, mask_ratio: float, generator: torch.Generator | No
 
     Raises ValueError when ``x`` is not 3-D or ``mask_ratio`` is not in [0, 1).
     """
+    # BEGIN SOLUTION
     x = _tensor(x, "x", 3, "[N, L, D]")
     ratio = _mask_ratio(mask_ratio)
     n, length, dim = x.shape
@@ -135,6 +156,8 @@ def random_masking(x: Tensor, mask_ratio: float, generator: torch.Generator | No
     mask[:, :len_keep] = 0
     mask = torch.gather(mask, 1, ids_restore)
     return x_masked, mask, ids_restore
+    # END SOLUTION
+    # STUB: raise NotImplementedError("random_masking is not written yet: see README.md")
 
 
 def restore_order(x: Tensor, ids_restore: Tensor) -> Tensor:
@@ -144,6 +167,7 @@ def restore_order(x: Tensor, ids_restore: Tensor) -> Tensor:
     ``ids_restore`` is ``[N, L]`` from :func:`random_masking`. Raises ValueError when the
     shapes do not match or ``ids_restore`` is not an integer tensor.
     """
+    # BEGIN SOLUTION
     x = _tensor(x, "x", 3, "[N, L, D]")
     ids_restore = _tensor(ids_restore, "ids_restore", 2, "[N, L]")
     if ids_restore.is_floating_point() or ids_restore.is_complex() or \
@@ -154,6 +178,8 @@ def restore_order(x: Tensor, ids_restore: Tensor) -> Tensor:
                          f"{list(ids_restore.shape)}")
     index = ids_restore.long().unsqueeze(-1).expand(-1, -1, x.shape[2])  # [N, L, D]
     return torch.gather(x, 1, index)
+    # END SOLUTION
+    # STUB: raise NotImplementedError("restore_order is not written yet: see README.md")
 
 
 def mae_loss(pred: Tensor, imgs: Tensor, mask: Tensor, patch_size: int,
@@ -172,6 +198,7 @@ def mae_loss(pred: Tensor, imgs: Tensor, mask: Tensor, patch_size: int,
     when ``norm_pix_loss`` is asked of one-value patches (no unbiased variance), or when the
     mask removes no patch (the official code divides 0 by 0 and returns NaN).
     """
+    # BEGIN SOLUTION
     pred = _tensor(pred, "pred", 3, "[N, L, p*p*C]")
     imgs = _tensor(imgs, "imgs", 4, "[N, C, H, W]")
     mask = _tensor(mask, "mask", 2, "[N, L]")
@@ -200,6 +227,8 @@ def mae_loss(pred: Tensor, imgs: Tensor, mask: Tensor, patch_size: int,
 
     loss = ((pred.to(dtype) - target) ** 2).mean(dim=-1)  # [N, L], mean over the patch
     return (loss * mask).sum() / removed  # mean over removed patches
+    # END SOLUTION
+    # STUB: raise NotImplementedError("mae_loss is not written yet: see README.md")
 
 
 def mae_forward(model: nn.Module, imgs: Tensor, mask_ratio: float = 0.75,
@@ -212,6 +241,7 @@ def mae_forward(model: nn.Module, imgs: Tensor, mask_ratio: float = 0.75,
     ``model.decode``. ``pred`` is ``[N, L, p*p*C]`` in patchify layout and original order;
     ``mask`` as from :func:`random_masking`.
     """
+    # BEGIN SOLUTION
     imgs = _tensor(imgs, "imgs", 4, "[N, C, H, W]")
     tokens = model.embed(patchify(imgs, model.patch_size))  # [N, L, D]
     visible, mask, ids_restore = random_masking(tokens, mask_ratio, generator)  # [N, K, D]
@@ -220,6 +250,8 @@ def mae_forward(model: nn.Module, imgs: Tensor, mask_ratio: float = 0.75,
     mask_tokens = model.mask_token.expand(n, length - latent.shape[1], -1)  # [N, L-K, Dd]
     full = torch.cat([latent, mask_tokens], dim=1)  # [N, L, Dd], shuffled order
     return model.decode(restore_order(full, ids_restore)), mask  # [N, L, p*p*C], [N, L]
+    # END SOLUTION
+    # STUB: raise NotImplementedError("mae_forward is not written yet: see README.md")
 
 
 def train_mae(model: nn.Module, images: Tensor, *, steps: int, batch_size: int, lr: float,
@@ -238,6 +270,7 @@ def train_mae(model: nn.Module, images: Tensor, *, steps: int, batch_size: int, 
     tensor, ``steps`` or ``batch_size`` is not a positive int, ``lr`` is not a finite
     number > 0, or ``mask_ratio`` is not in [0, 1) or keeps every patch.
     """
+    # BEGIN SOLUTION
     images = _tensor(images, "images", 4, "[N, C, H, W]")
     if not images.is_floating_point() or images.shape[0] < 1:
         raise ValueError(f"images must be a non-empty floating tensor, got {images.dtype} "
@@ -265,3 +298,5 @@ def train_mae(model: nn.Module, images: Tensor, *, steps: int, batch_size: int, 
         optimizer.step()
     model.train(was_training)
     return model
+    # END SOLUTION
+    # STUB: raise NotImplementedError("train_mae is not written yet: see README.md")

@@ -1,3 +1,4 @@
+# BEGIN SOLUTION
 """Reference solution for `vit_attention`: a pre-norm Vision Transformer and its attention maps.
 
 Why it exists: graders compare submissions with these functions value for value (the attention
@@ -13,6 +14,19 @@ Papers: Dosovitskiy et al., "An Image is Worth 16x16 Words: Transformers for Ima
 at Scale" (ICLR 2021, arXiv 2020); Abnar & Zuidema, "Quantifying Attention Flow in
 Transformers" (ACL 2020).
 """
+# END SOLUTION
+# BEGIN STUB
+# """Assignment `vit_attention`: a Vision Transformer and what its attention looks at.
+#
+# Fill in the pieces below (read ``README.md`` beside this file first). Keep the names,
+# signatures and parameter names exactly as they are: the grader loads the reference's weights
+# into your model (``model.load_state_dict(...)``) and compares logits, attention maps, rollout
+# and distances value for value. Check your work with ``torchgrade check vit_attention``.
+#
+# Papers: Dosovitskiy et al., "An Image is Worth 16x16 Words: Transformers for Image Recognition
+# at Scale" (2020); Abnar & Zuidema, "Quantifying Attention Flow in Transformers" (2020).
+# """
+# END STUB
 
 from __future__ import annotations
 
@@ -23,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+# BEGIN SOLUTION
 HEAD_FUSIONS = ("mean", "max", "min")
 
 
@@ -95,18 +110,36 @@ class PatchEmbedding(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x = self.projection(x)  # [B, D, H/P, W/P]
         return x.flatten(2).transpose(1, 2)  # [B, num_patches, D], row-major over the grid
+# END SOLUTION
 
 
 class MultiHeadSelfAttention(nn.Module):
+    # BEGIN SOLUTION
     """Multi-head self-attention (Vaswani et al. 2017) as used in ViT, returning its weights.
 
     ``qkv`` is one ``Linear(D, 3D)`` with bias whose output is laid out ``[3, heads, head_dim]``
     (all queries, then all keys, then all values). ``attn = softmax(q k^T / sqrt(head_dim))``
     over the keys is returned post-softmax and pre-dropout: rows are non-negative and sum to 1.
     """
+    # END SOLUTION
+    # BEGIN STUB
+    # """Multi-head self-attention that can return its attention weights.
+    #
+    # - ``self.qkv = nn.Linear(embed_dim, 3 * embed_dim)`` (with bias); its output, reshaped to
+    #   ``[B, N, 3, num_heads, head_dim]``, holds all queries, then all keys, then all values.
+    # - ``self.proj = nn.Linear(embed_dim, embed_dim)``.
+    # - ``attn = softmax(q @ k^T / sqrt(head_dim))`` over the keys (the last axis).
+    # - ``forward(x [B, N, D], return_attention=False)`` returns ``out [B, N, D]``, or
+    #   ``(out, attn [B, H, N, N])`` where ``attn`` is taken after the softmax and BEFORE the
+    #   attention dropout (its rows are non-negative and sum to 1).
+    # - ValueError naming the argument: ``num_heads`` not dividing ``embed_dim``, ``dropout``
+    #   outside [0, 1), ``x`` not ``[B, N, embed_dim]``.
+    # """
+    # END STUB
 
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0) -> None:
         super().__init__()
+        # BEGIN SOLUTION
         _positive_int(embed_dim, "embed_dim")
         _positive_int(num_heads, "num_heads")
         if embed_dim % num_heads:
@@ -119,8 +152,13 @@ class MultiHeadSelfAttention(nn.Module):
         self.proj = nn.Linear(embed_dim, embed_dim)
         self.attn_dropout = nn.Dropout(_ratio(dropout, "dropout"))
         self.proj_dropout = nn.Dropout(dropout)
+        # END SOLUTION
+        # BEGIN STUB
+        # raise NotImplementedError("MultiHeadSelfAttention.__init__: build qkv, proj and dropout")
+        # END STUB
 
     def forward(self, x: Tensor, return_attention: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        # BEGIN SOLUTION
         if not isinstance(x, Tensor) or x.dim() != 3 or x.shape[-1] != self.embed_dim:
             raise ValueError(f"x must be [B, N, {self.embed_dim}], got "
                              f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
@@ -133,8 +171,13 @@ class MultiHeadSelfAttention(nn.Module):
         out = out.transpose(1, 2).reshape(B, N, D)  # [B, N, D]
         out = self.proj_dropout(self.proj(out))
         return (out, attn) if return_attention else out
+        # END SOLUTION
+        # BEGIN STUB
+        # raise NotImplementedError("MultiHeadSelfAttention.forward: scaled dot-product attention")
+        # END STUB
 
 
+# BEGIN SOLUTION
 class Block(nn.Module):
     """Pre-norm Transformer encoder block (ViT eqs. 2-3): x + MSA(LN(x)), then x + MLP(LN(x))."""
 
@@ -153,16 +196,38 @@ class Block(nn.Module):
         x = x + y
         x = x + self.mlp(self.norm2(x))
         return x, attn
+# END SOLUTION
 
 
 class VisionTransformer(nn.Module):
+    # BEGIN SOLUTION
     """ViT (Dosovitskiy et al. 2020): patches + CLS token + learned positions, pre-norm blocks,
     a final LayerNorm and a linear head on the CLS token. Token 0 is CLS, N = 1 + patches."""
+    # END SOLUTION
+    # BEGIN STUB
+    # """The pre-norm ViT of the course text, with these parameter names (state_dict keys):
+    #
+    # ``patch_embed.projection`` (Conv2d, kernel = stride = patch_size), ``cls_token`` [1, 1, D],
+    # ``pos_embed`` [1, N, D], ``blocks.{i}.norm1``, ``blocks.{i}.attn.qkv``,
+    # ``blocks.{i}.attn.proj``, ``blocks.{i}.norm2``, ``blocks.{i}.mlp.0`` and
+    # ``blocks.{i}.mlp.3`` (mlp = Linear, GELU, Dropout, Linear, Dropout), ``norm``, ``head``.
+    #
+    # Token 0 is CLS; N = 1 + (img_size // patch_size) ** 2. Each block computes
+    # ``x = x + attn(norm1(x)); x = x + mlp(norm2(x))``; LayerNorms use eps 1e-5, GELU is the
+    # exact one. The logits are ``head(norm(x)[:, 0])``.
+    #
+    # ``forward(x [B, C, H, W], return_attention=False)`` returns logits ``[B, num_classes]``, or
+    # ``(logits, attentions)`` with ``attentions`` a list of ``depth`` tensors ``[B, H, N, N]``,
+    # layer 1 first. ValueError naming the argument: ``patch_size`` not dividing ``img_size``,
+    # ``num_heads`` not dividing ``embed_dim``, ``depth < 1``, ``x`` of the wrong shape.
+    # """
+    # END STUB
 
     def __init__(self, img_size: int, patch_size: int, in_channels: int, num_classes: int,
                  embed_dim: int, depth: int, num_heads: int, mlp_ratio: float = 4.0,
                  dropout: float = 0.0) -> None:
         super().__init__()
+        # BEGIN SOLUTION
         for value, name in ((img_size, "img_size"), (patch_size, "patch_size"),
                             (in_channels, "in_channels"), (num_classes, "num_classes"),
                             (embed_dim, "embed_dim"), (depth, "depth"),
@@ -186,9 +251,15 @@ class VisionTransformer(nn.Module):
         self.head = nn.Linear(embed_dim, num_classes)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
+        # END SOLUTION
+        # BEGIN STUB
+        # raise NotImplementedError("VisionTransformer.__init__: patch embedding, CLS token, "
+        #                           "positions, blocks, norm and head")
+        # END STUB
 
     def forward(self, x: Tensor, return_attention: bool = False
                 ) -> Tensor | tuple[Tensor, list[Tensor]]:
+        # BEGIN SOLUTION
         want = (self.in_channels, self.img_size, self.img_size)
         if not isinstance(x, Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != want:
             raise ValueError(f"x must be [B, {want[0]}, {want[1]}, {want[2]}], got "
@@ -203,11 +274,17 @@ class VisionTransformer(nn.Module):
             attentions.append(attn)  # [B, H, N, N]
         logits = self.head(self.norm(x)[:, 0])  # [B, num_classes]
         return (logits, attentions) if return_attention else logits
+        # END SOLUTION
+        # BEGIN STUB
+        # raise NotImplementedError("VisionTransformer.forward: patches -> tokens -> blocks -> "
+        #                           "head on CLS")
+        # END STUB
 
 
 # -- attention maps -------------------------------------------------------------------------------
 def cls_attention_maps(attentions: list[Tensor], grid_size: tuple[int, int] | int | None,
                        layer: int = -1) -> Tensor:
+    # BEGIN SOLUTION
     """How much CLS attends to each patch in one layer, per head, on the patch grid.
 
     Row 0 (the CLS query) of ``attentions[layer]``, CLS column dropped: ``[B, H, gh, gw]``.
@@ -220,11 +297,20 @@ def cls_attention_maps(attentions: list[Tensor], grid_size: tuple[int, int] | in
     B, H, N, _ = attn.shape
     gh, gw = _grid(grid_size, N - 1)
     return attn[:, :, 0, 1:].reshape(B, H, gh, gw)  # [B, H, gh, gw]
+    # END SOLUTION
+    # BEGIN STUB
+    # """Row 0 (the CLS query) of ``attentions[layer]`` with the CLS column dropped, reshaped to
+    # the patch grid: ``[B, H, gh, gw]``. ``grid_size`` is ``(gh, gw)``, an int (square) or None
+    # (square, inferred). ValueError naming the argument: empty ``attentions``, a ``grid_size``
+    # that does not hold N - 1 patches, a ``layer`` out of range."""
+    # raise NotImplementedError("cls_attention_maps: CLS row, CLS column dropped, on the grid")
+    # END STUB
 
 
 def attention_rollout(attentions: list[Tensor], head_fusion: str = "mean",
                       discard_ratio: float = 0.0,
                       grid_size: tuple[int, int] | int | None = None) -> Tensor:
+    # BEGIN SOLUTION
     """Attention rollout (Abnar & Zuidema 2020, section 3): how much the CLS output depends on
     each input patch, following attention through all layers with the residual path.
 
@@ -262,8 +348,22 @@ def attention_rollout(attentions: list[Tensor], head_fusion: str = "mean",
     cls = rollout[:, 0, 1:]  # [B, N-1]
     cls = cls / cls.sum(dim=-1, keepdim=True)
     return cls.reshape(B, gh, gw)  # [B, gh, gw]
+    # END SOLUTION
+    # BEGIN STUB
+    # """Attention rollout (Abnar & Zuidema 2020): ``[B, gh, gw]``, summing to 1 per image.
+    #
+    # Per layer: fuse heads (``"mean"`` | ``"max"`` | ``"min"``) into W [B, N, N]; if
+    # ``discard_ratio > 0``, in every row zero the ``int((N-1) * discard_ratio)`` smallest of the
+    # N-1 patch columns (the CLS column is not ranked and never zeroed); ``A = (W + I) / 2``;
+    # renormalise rows. Then ``R = A_L @ ... @ A_1`` and return ``R[:, 0, 1:]`` renormalised,
+    # on the grid. ValueError naming the argument: unknown ``head_fusion``, ``discard_ratio``
+    # outside [0, 1), empty ``attentions``, a ``grid_size`` that does not fit.
+    # """
+    # raise NotImplementedError("attention_rollout: fuse, discard, add identity, multiply")
+    # END STUB
 
 
+# BEGIN SOLUTION
 def patch_centres(grid_size: tuple[int, int], patch_size: int, *, device=None,
                   dtype=torch.float32) -> Tensor:
     """Pixel coordinates (row, col) of the patch centres, row-major: ``[gh * gw, 2]``."""
@@ -271,10 +371,12 @@ def patch_centres(grid_size: tuple[int, int], patch_size: int, *, device=None,
     rows = (torch.arange(gh, device=device, dtype=dtype) + 0.5) * patch_size
     cols = (torch.arange(gw, device=device, dtype=dtype) + 0.5) * patch_size
     return torch.stack(torch.meshgrid(rows, cols, indexing="ij"), dim=-1).reshape(-1, 2)
+# END SOLUTION
 
 
 def mean_attention_distance(attn: Tensor, grid_size: tuple[int, int] | int | None,
                             patch_size: int) -> Tensor:
+    # BEGIN SOLUTION
     """Mean attention distance per head in pixels (Dosovitskiy et al. 2020, Fig. 7 and D.7).
 
     Over patch queries and patch keys only (CLS row and column dropped), each query's weights
@@ -295,9 +397,22 @@ def mean_attention_distance(attn: Tensor, grid_size: tuple[int, int] | int | Non
     weighted = (w * dist).sum(dim=-1)  # [B, H, P]
     per_query = torch.where(total > 0, weighted / torch.where(total > 0, total, 1.0), 0.0)
     return per_query.mean(dim=(0, 2))  # [H]
+    # END SOLUTION
+    # BEGIN STUB
+    # """Mean attention distance per head, in pixels (Dosovitskiy et al., Fig. 7): ``[H]``.
+    #
+    # Patch queries and patch keys only (drop the CLS row and column); renormalise each query's
+    # weights to sum to 1; its distance is the weighted mean Euclidean distance between patch
+    # centres, in pixels; a query whose weights sum to 0 counts as 0. Average over queries and
+    # batch. ValueError naming the argument: ``attn`` not ``[B, H, N, N]``, a ``grid_size`` that
+    # does not fit, ``patch_size < 1``.
+    # """
+    # raise NotImplementedError("mean_attention_distance: weighted patch-centre distances")
+    # END STUB
 
 
 def plot_attention_maps(image: Tensor, maps: Tensor, path: str | Path) -> Path:
+    # BEGIN SOLUTION
     """Save one panel per head: the head's map upsampled to the image and overlaid on it.
 
     ``image`` is ``[C, H, W]`` (C = 1 or 3, any range: it is min-max scaled for display),
@@ -330,8 +445,18 @@ def plot_attention_maps(image: Tensor, maps: Tensor, path: str | Path) -> Path:
         ax.axis("off")
     fig.savefig(path, format="png")
     return path
+    # END SOLUTION
+    # BEGIN STUB
+    # """Write a PNG at ``path`` with one panel per head: the head's map (``maps[h]``,
+    # ``[gh, gw]``) upsampled to the image's size and overlaid on ``image`` (``[C, H, W]``,
+    # C = 1 or 3). Return the path. Use matplotlib without a display
+    # (``from matplotlib.figure import Figure``). ValueError naming ``image`` or ``maps`` for
+    # tensors of the wrong rank."""
+    # raise NotImplementedError("plot_attention_maps: one overlaid panel per head, saved as PNG")
+    # END STUB
 
 
+# BEGIN SOLUTION
 # -- training -------------------------------------------------------------------------------------
 def _augment(x: Tensor, generator: torch.Generator | None) -> Tensor:
     """CIFAR-style augmentation: 4-pixel reflect-padded random crop and horizontal flip."""
@@ -347,11 +472,13 @@ def _augment(x: Tensor, generator: torch.Generator | None) -> Tensor:
     out = padded[b, c, rows, cols]  # [B, C, H, W]
     flip = torch.rand(B, generator=generator, device=dev).to(x.device) < 0.5
     return torch.where(flip[:, None, None, None], out.flip(-1), out)
+# END SOLUTION
 
 
 def train_vit(model: nn.Module, images: Tensor, labels: Tensor, *, epochs: int, batch_size: int,
               lr: float, weight_decay: float = 0.05, augment: bool = False,
               generator: torch.Generator | None = None) -> nn.Module:
+    # BEGIN SOLUTION
     """Train ``model`` for classification with cross-entropy and AdamW; return it in eval mode.
 
     Each epoch shuffles with ``torch.randperm(n, generator=generator)`` and walks mini-batches
@@ -390,3 +517,15 @@ def train_vit(model: nn.Module, images: Tensor, labels: Tensor, *, epochs: int, 
             opt.step()
             sched.step()
     return model.eval()
+    # END SOLUTION
+    # BEGIN STUB
+    # """Train ``model`` with cross-entropy and AdamW (``weight_decay``); return it in eval mode.
+    #
+    # Each epoch: ``torch.randperm(n, generator=generator)``, then mini-batches of
+    # ``batch_size``. A cosine learning-rate schedule from ``lr`` to 0 is recommended. With
+    # ``augment=True`` (the CIFAR-10 lab only) each batch gets a random 4-pixel-padded crop and a
+    # random horizontal flip drawn from ``generator``. ValueError naming the argument for
+    # ``epochs < 1``, ``batch_size < 1``, ``lr`` not a finite number > 0.
+    # """
+    # raise NotImplementedError("train_vit: the training loop")
+    # END STUB

@@ -1,3 +1,4 @@
+# BEGIN SOLUTION
 """Reference solution for `wgan_gp`: WGAN-GP's gradient penalty, losses, critic and training.
 
 Why it exists: graders compare submissions with these functions value for value (the penalty
@@ -10,6 +11,18 @@ ends in a Sigmoid and uses BatchNorm2d, and it trains with BCE; a WGAN-GP critic
 unbounded score, and BatchNorm couples the samples of a batch, which breaks the per-sample
 gradient the penalty constrains (the paper: "no critic batch normalization").
 """
+# END SOLUTION
+# BEGIN STUB
+# """Assignment `wgan_gp`: WGAN-GP's gradient penalty, losses, critic and training loop.
+#
+# Fill in the functions below (keep their names and signatures: the grader calls them directly).
+# README.md explains each one; `torchgrade check wgan_gp` runs the public checks.
+#
+# Paper: Gulrajani, Ahmed, Arjovsky, Dumoulin, Courville, "Improved Training of Wasserstein
+# GANs" (NeurIPS 2017), Algorithm 1. The course text's MNIST GAN is the starting point, but its
+# discriminator (Sigmoid, BatchNorm, BCE) is not a WGAN-GP critic: see README.md.
+# """
+# END STUB
 
 from __future__ import annotations
 
@@ -19,6 +32,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+# BEGIN SOLUTION
 HISTORY_KEYS = ("critic_loss", "gradient_penalty", "wasserstein_estimate", "generator_loss")
 
 
@@ -51,6 +65,7 @@ def _pair(real: object, fake: object) -> tuple[Tensor, Tensor]:
         raise ValueError(f"real and fake must have the same shape, got real "
                          f"{list(real.shape)} and fake {list(fake.shape)}")
     return real, fake
+# END SOLUTION
 
 
 def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, lambda_gp: float = 10.0,
@@ -70,6 +85,7 @@ def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, lambda_gp: f
     decides). Returns a 0-dim tensor. Raises ValueError (naming the argument) on a bad
     ``real``, ``fake`` or ``lambda_gp``.
     """
+    # BEGIN SOLUTION
     real, fake = _pair(real, fake)
     lam = _number(lambda_gp, "lambda_gp", positive=False)
     b = real.shape[0]
@@ -84,6 +100,10 @@ def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, lambda_gp: f
     # 3. (|grad|_2 - 1)^2 per sample, averaged over the batch.
     norm = grad.reshape(b, -1).norm(2, dim=1)  # [B]
     return lam * ((norm - 1) ** 2).mean()
+    # END SOLUTION
+    # BEGIN STUB
+    # raise NotImplementedError("gradient_penalty is not written yet: see README.md, section 1")
+    # END STUB
 
 
 def critic_loss(critic: nn.Module, real: Tensor, fake: Tensor, lambda_gp: float = 10.0,
@@ -94,16 +114,22 @@ def critic_loss(critic: nn.Module, real: Tensor, fake: Tensor, lambda_gp: float 
     only; the penalty is :func:`gradient_penalty` with the same ``lambda_gp`` and
     ``generator`` (its ``eps`` draw is the only random draw here).
     """
+    # BEGIN SOLUTION
     real, fake = _pair(real, fake)
     fake = fake.detach()
     gp = gradient_penalty(critic, real, fake, lambda_gp, generator)
     return critic(fake).mean() - critic(real).mean() + gp
+    # END SOLUTION
+    # STUB: raise NotImplementedError("critic_loss is not written yet: see README.md, section 2")
 
 
 def generator_loss(critic: nn.Module, fake: Tensor) -> Tensor:
     """The generator's loss ``-mean D(fake)``; ``fake`` stays in the generator's graph."""
+    # BEGIN SOLUTION
     fake = _batch(fake, "fake")
     return -critic(fake).mean()
+    # END SOLUTION
+    # STUB: raise NotImplementedError("generator_loss is not written yet: see README.md, section 2")
 
 
 class Critic(nn.Module):
@@ -116,6 +142,7 @@ class Critic(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
+        # BEGIN SOLUTION
         self.features = nn.Sequential(
             nn.Conv2d(1, 64, kernel_size=4, stride=2, padding=1),  # [B, 64, 14, 14]
             nn.LeakyReLU(0.2),
@@ -124,14 +151,22 @@ class Critic(nn.Module):
             nn.Flatten(),  # [B, 128*7*7]
         )
         self.score = nn.Linear(128 * 7 * 7, 1)
+        # END SOLUTION
+        # STUB: raise NotImplementedError("Critic is not written yet: see README.md, section 3")
 
     def forward(self, x: Tensor) -> Tensor:
+        # BEGIN SOLUTION
         if not isinstance(x, Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
             got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(f"x must be a [B, 1, 28, 28] tensor, got {got}")
         return self.score(self.features(x))  # [B, 1]
+        # END SOLUTION
+        # BEGIN STUB
+        # raise NotImplementedError("Critic.forward is not written yet: see README.md, section 3")
+        # END STUB
 
 
+# BEGIN SOLUTION
 def _validate_training(steps: object, n_critic: object, lr: object, betas: object,
                        lambda_gp: object, batch_size: object, latent_dim: object,
                        sample_real: object) -> tuple[float, float]:
@@ -148,6 +183,7 @@ def _validate_training(steps: object, n_critic: object, lr: object, betas: objec
             for b in betas):
         raise ValueError(f"betas must be a pair of numbers in [0, 1), got {betas!r}")
     return float(betas[0]), float(betas[1])
+# END SOLUTION
 
 
 def train_wgan_gp(generator: nn.Module, critic: nn.Module, sample_real: Callable[[int], Tensor],
@@ -170,6 +206,7 @@ def train_wgan_gp(generator: nn.Module, critic: nn.Module, sample_real: Callable
     (values before the update they drive). Both modules are returned to the train/eval mode
     they came in. Raises ValueError naming the argument on bad arguments.
     """
+    # BEGIN SOLUTION
     beta1, beta2 = _validate_training(steps, n_critic, lr, betas, lambda_gp, batch_size,
                                       latent_dim, sample_real)
     device = next(generator.parameters()).device
@@ -207,3 +244,5 @@ def train_wgan_gp(generator: nn.Module, critic: nn.Module, sample_real: Callable
     generator.train(modes[0])
     critic.train(modes[1])
     return history
+    # END SOLUTION
+    # STUB: raise NotImplementedError("train_wgan_gp is not written yet: see README.md, section 4")

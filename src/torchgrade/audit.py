@@ -49,6 +49,10 @@ class AuditOptions:
     # Mutants are graded without these kinds by default: a training check costs a minute per
     # mutant; a mutant only a training check could catch then survives and is listed.
     mutant_skip_kinds: tuple[str, ...] = ("training",)
+    # Examples that name no check of these kinds (in must_fail / must_pass) are graded without
+    # them: the reference and the stub always run every check, and an example that claims a
+    # training check still runs it. () (the default) grades every example with every check.
+    example_skip_kinds: tuple[str, ...] = ()
     sandbox: str = "auto"
 
 
@@ -269,9 +273,8 @@ def run_audit(assignment: Assignment, out_dir: Path, options: AuditOptions = Aud
     runs: list[dict[str, Report]] = []
     for i in range(options.repeats):
         log(f"run {i + 1}/{options.repeats}: grading {len(known)} known submissions")
-        batch = grade_batch(assignment, staging, out_dir / "reports" / f"run{i + 1}",
-                            options=grading, jobs=options.jobs, students=known, use_cache=False)
-        runs.append({r.student: r for r in batch.reports})
+        runs.append(_grade_known(assignment, staging, out_dir / "reports" / f"run{i + 1}",
+                                 known, examples, grading, options))
 
     try:
         mutants = generate_mutants(assignment.solution_file.read_text(encoding="utf-8"),
@@ -294,7 +297,8 @@ def run_audit(assignment: Assignment, out_dir: Path, options: AuditOptions = Aud
 
     first = runs[0]
     findings = [_judge_reference(first["reference"]), _judge_stub(first["stub"])]
-    findings += [_judge_example(n, spec, first[f"example-{n}"], options.skip_kinds)
+    findings += [_judge_example(n, spec, first[f"example-{n}"],
+                                tuple(first[f"example-{n}"].extra.get("skipped_kinds", ())))
                  for n, spec in examples.items()]
     if not examples:
         findings.append(Finding("examples", "problem",
@@ -309,6 +313,36 @@ def run_audit(assignment: Assignment, out_dir: Path, options: AuditOptions = Aud
         max_score=first["reference"].max_score, duration_s=round(time.monotonic() - started, 1))
     write_audit(result, out_dir, mutants)
     return result
+
+
+def _grade_known(assignment: Assignment, staging: Path, out: Path, known: list[str],
+                 examples: dict[str, dict[str, Any]], grading: Options,
+                 options: AuditOptions) -> dict[str, Report]:
+    """One run over the known submissions: all of them with every check, or, with
+    ``example_skip_kinds``, the reference and the stub first (their report says which check
+    is of which kind), then the examples that name a check of a skipped kind with every check
+    and the others without those kinds."""
+    def batch(students: list[str], opts: Options) -> dict[str, Report]:
+        if not students:
+            return {}
+        graded = grade_batch(assignment, staging, out, options=opts, jobs=options.jobs,
+                             students=students, use_cache=False)
+        return {r.student: r for r in graded.reports}
+
+    skip = tuple(k for k in options.example_skip_kinds if k not in grading.skip_kinds)
+    if not skip:
+        return batch(known, grading)
+    first = [s for s in known if not s.startswith("example-")]
+    reports = batch(first, grading)
+    kinds = {c.name: c.kind for c in reports["reference"].checks}
+    claimed = [f"example-{n}" for n, spec in examples.items()
+               if any(kinds.get(c) in skip
+                      for c in [*spec.get("must_fail", []), *spec.get("must_pass", [])])]
+    rest = [s for s in known if s not in first and s not in claimed]
+    reports |= batch(claimed, grading)
+    reports |= batch(rest, dataclasses.replace(
+        grading, skip_kinds=tuple(sorted({*grading.skip_kinds, *skip}))))
+    return reports
 
 
 def write_audit(result: AuditResult, out_dir: Path, mutants: list[Mutant]) -> None:

@@ -109,8 +109,13 @@ def grader_fingerprint(assignment: Assignment) -> str:
 
 
 def cache_key(fingerprint: str, submission: Path | None, options: Options) -> str:
+    sandbox = options.sandbox
+    if sandbox == "docker":  # another worker image may grade differently
+        from torchgrade.docker_exec import image_name
+
+        sandbox += f":{image_name()}"
     parts = [fingerprint, sha256_file(submission), options.profile, options.visibility,
-             options.sandbox, str(options.max_examples), ",".join(sorted(options.skip_kinds))]
+             sandbox, str(options.max_examples), ",".join(sorted(options.skip_kinds))]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
@@ -195,3 +200,39 @@ def plain_progress(stream=sys.stderr) -> Callable[[int, int, Report], None]:
               f"({rate * 60:.1f}/min, ~{eta:.0f} s left)", file=stream, flush=True)
 
     return show
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def bar_progress(stream=sys.stderr, width: int = 24) -> Callable[[int, int, Report], None]:
+    """A progress bar redrawn in place (for a terminal): done/total, rate, ETA and the last
+    student graded. A submission that did not grade cleanly (an error, a crash, a timeout)
+    also gets a line of its own above the bar, so it is not lost when the bar moves on."""
+    t0 = time.monotonic()
+
+    def show(done: int, total: int, report: Report) -> None:
+        elapsed = time.monotonic() - t0
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (total - done) / rate if rate > 0 else 0.0
+        filled = width * done // max(total, 1)
+        bar = "#" * filled + "." * (width - filled)
+        if report.submission_error or any(c.status == "error" for c in report.checks):
+            print(f"\r\033[K{report.student}: {report.score:g}/{report.max_score:g}, "
+                  "did not grade cleanly (see its report)", file=stream)
+        line = (f"[{bar}] {done}/{total}  {rate * 60:.1f}/min  ETA {_clock(eta)}  "
+                f"last: {report.student} {report.score:g}/{report.max_score:g}")
+        end = "\n" if done == total else ""
+        print(f"\r\033[K{line}", end=end, file=stream, flush=True)
+
+    return show
+
+
+def progress_for(stream=sys.stderr) -> Callable[[int, int, Report], None]:
+    """A redrawn bar on a terminal, one plain line per submission otherwise (CI logs)."""
+    isatty = getattr(stream, "isatty", None)
+    return bar_progress(stream) if isatty is not None and isatty() else plain_progress(stream)

@@ -3,8 +3,11 @@
     torchgrade check NAME [FILE]            students: run the public checks on your file
     torchgrade grade NAME SUBMISSIONS ...   instructors: grade a folder of submissions
     torchgrade author fixtures NAME         staff: rebuild public fixtures from the reference
+    torchgrade author build [--check]       staff: regenerate stubs, handouts, student_template/
+    torchgrade author new NAME              staff: scaffold a new assignment
     torchgrade audit NAME                   staff: is this grader fair and sharp?
     torchgrade list                         the assignments this course directory has
+    torchgrade docker build-image|check     the worker image for --sandbox docker; engine check
 
 Exit status: 0 success (for ``check``: every public check passed; for ``audit``: the grader
 is fair), 1 checks failed (or the audit found a problem),
@@ -20,7 +23,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from torchgrade import __version__
+from torchgrade import __version__, docker_exec
 from torchgrade.assignment import AssignmentError, available, find_root, load
 from torchgrade.report import KINDS, Report
 
@@ -43,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
               torchgrade check nt_xent ~/hw/nt_xent.py      # any file
               torchgrade grade nt_xent submissions/ --out reports/ --jobs 2
               torchgrade author fixtures nt_xent            # after changing the reference
+              torchgrade author build                       # stubs, handouts, student_template/
               torchgrade audit nt_xent --mutants 12 --jobs 2
             """))
     parser.add_argument("--version", action="version", version=f"torchgrade {__version__}")
@@ -57,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("assignment", help="assignment name, e.g. nt_xent")
     p.add_argument("file", nargs="?", type=Path, help="your module (default: ./NAME.py if it "
                    "exists, else assignments/NAME/NAME.py)")
+    p.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON "
+                   "to PATH (the schema of `grade`'s per-student reports; the notebooks' test "
+                   "cells read it)")
     _common(p)
 
     g = sub.add_parser("grade", help="grade a folder of submissions into reports",
@@ -83,6 +90,51 @@ def _parser() -> argparse.ArgumentParser:
     asub = a.add_subparsers(dest="author_command", required=True, metavar="TOOL")
     f = asub.add_parser("fixtures", help="rebuild graders/NAME/fixtures from the reference")
     f.add_argument("assignment")
+    b = asub.add_parser(
+        "build", help="regenerate what students get from solutions/",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.dedent("""\
+            Regenerate, from each marked reference solutions/NAME/NAME.py and its handout
+            source solutions/NAME/handout.md:
+              assignments/NAME/NAME.py, README.md   the stub and the handout
+              examples/NAME/stub/NAME.py            the stub, graded by the tests
+              graders/NAME/fixtures/                the public fixtures (from the reference)
+              student_template/                     the repository students clone: stubs,
+                                                    handouts, public checks and fixtures only,
+                                                    pyproject.toml, README, CI workflow
+            Solution markers (comment lines, so the reference runs unchanged):
+              # BEGIN SOLUTION ... # END SOLUTION   left out of the stub
+              # BEGIN STUB ... # END STUB           commented lines the stub has uncommented
+              # STUB: <code>                        one line of the stub
+            An assignment whose reference has no markers is skipped with a note.
+            With --check nothing is written: exit status 1 and the list of stale files
+            when anything generated differs from what its sources give now."""),
+        epilog=textwrap.dedent("""\
+            examples:
+              torchgrade author build                  # after editing a reference or a grader
+              torchgrade author build --check          # CI: is everything generated up to date?
+              torchgrade author build --skip-fixtures  # quick: fixtures left as they are
+            """))
+    b.add_argument("--check", action="store_true", help="write nothing; exit 1 and list the "
+                   "stale files when anything generated is out of date (fixtures excepted: "
+                   "tests/test_fixtures.py checks them against the reference)")
+    b.add_argument("--skip-fixtures", action="store_true", help="do not rebuild the public "
+                   "fixtures (the template gets the ones already built)")
+    n = asub.add_parser(
+        "new", help="scaffold a new assignment",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.dedent("""\
+            Scaffold assignment NAME as a small working example to replace: a marked
+            reference and its handout source (solutions/NAME/), a grader with one public and
+            two hidden checks, its rubric and fixture builder (graders/NAME/), and the
+            examples' correct and stub folders. Then run `torchgrade author build` and read
+            docs/writing-a-grader.md. Refuses a name that exists or is not an identifier."""),
+        epilog=textwrap.dedent("""\
+            examples:
+              torchgrade author new simclr_loss
+              torchgrade --root ~/course author new simclr_loss
+            """))
+    n.add_argument("name", help="the assignment's name, a lower-case identifier")
 
     au = sub.add_parser(
         "audit", help="prove a grader fair and sharp before release",
@@ -116,12 +168,38 @@ def _parser() -> argparse.ArgumentParser:
     au.add_argument("--skip-kind", action="append", default=[], metavar="KIND",
                     choices=KINDS,
                     help="leave checks of this kind out of every run (repeatable)")
+    au.add_argument("--example-skip-kind", action="append", default=[], metavar="KIND",
+                    choices=KINDS,
+                    help="leave checks of this kind out for the examples whose about.toml "
+                    "names none of them (the reference and the stub still run every check; "
+                    "repeatable), e.g. training, for a quicker audit that still trains where "
+                    "an example claims the training check catches it")
     au.add_argument("--mutants-with-training", action="store_true", help="grade mutants with "
                     "the training checks too (a minute or more per mutant)")
-    au.add_argument("--sandbox", choices=("auto", "bwrap", "none"), default="auto",
+    au.add_argument("--sandbox", choices=("auto", "bwrap", "docker", "none"), default="auto",
                     help="worker isolation, as for grade")
 
     sub.add_parser("list", help="list the assignments of this course directory")
+
+    dk = sub.add_parser(
+        "docker", help="the Docker executor (--sandbox docker): engine check, worker image",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.dedent("""\
+            With --sandbox docker each student worker runs in its own container (no network,
+            memory and pid limits, read-only root, uid nobody, --gpus all under the gpu
+            profile where the engine has an NVIDIA runtime); the grader stays on this host.
+            The engine is the docker CLI's (DOCKER_HOST, DOCKER_CONTEXT); the image is
+            $TORCHGRADE_DOCKER_IMAGE or --docker-image, default torchgrade-runner:local."""),
+        epilog=textwrap.dedent("""\
+            examples:
+              torchgrade docker build-image      # once per host: needs no registry
+              torchgrade docker check
+              torchgrade grade nt_xent submissions/ --out reports/ --sandbox docker
+            """))
+    dsub = dk.add_subparsers(dest="docker_command", required=True, metavar="TOOL")
+    dsub.add_parser("build-image", help="build torchgrade-runner:local from local files (an "
+                    "almost empty root; this host's Python is mounted read-only at run time)")
+    dsub.add_parser("check", help="say whether an engine answers and has the worker image")
     return parser
 
 
@@ -129,9 +207,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", choices=("cpu", "gpu"), default="cpu",
                    help="cpu (default) or gpu: the gpu profile runs the GPU checks and skips "
                    "them with a message where there is no CUDA")
-    p.add_argument("--sandbox", choices=("auto", "bwrap", "none"), default="auto",
+    p.add_argument("--sandbox", choices=("auto", "bwrap", "docker", "none"), default="auto",
                    help="worker isolation: auto (bubblewrap when it works here), bwrap "
-                   "(required), none (rlimits only)")
+                   "(required), docker (each worker in a container: see `torchgrade docker "
+                   "--help`), none (rlimits only)")
+    p.add_argument("--docker-image", metavar="IMAGE", help="worker image for --sandbox docker "
+                   "(default: $TORCHGRADE_DOCKER_IMAGE, else torchgrade-runner:local)")
 
 
 def _root(args: argparse.Namespace) -> Path:
@@ -159,6 +240,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     opts = Options(profile=args.profile, visibility="public", sandbox=args.sandbox,
                    threads=max(1, os.cpu_count() or 1))
     report = grade_submission(assignment, file, "you", opts)
+    if args.json is not None:
+        from torchgrade.report import write_report
+
+        write_report(report, args.json)
     print_report(report, verbose=True)
     return 0 if report.checks and all(c.status == "passed" for c in report.checks) else 1
 
@@ -184,7 +269,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
         grade_batch,
         in_shard,
         parse_shard,
-        plain_progress,
+        progress_for,
     )
     from torchgrade.runner import Options
 
@@ -217,7 +302,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
     print(f"grading {len(roster)} submission(s) of {assignment.name} with {args.jobs} job(s)",
           file=sys.stderr, flush=True)
     result = grade_batch(assignment, args.submissions, args.out, options=opts, jobs=args.jobs,
-                         students=roster, progress=plain_progress(),
+                         students=roster, progress=progress_for(),
                          use_cache=not args.no_cache)
     width = max(len(r.student) for r in result.reports)
     print(f"\n{'student':<{width}}  score    passed failed error timeout")
@@ -241,9 +326,67 @@ def cmd_grade(args: argparse.Namespace) -> int:
 def cmd_author(args: argparse.Namespace) -> int:
     from torchgrade.fixtures import build_fixtures
 
+    if args.author_command == "build":
+        return cmd_author_build(args)
+    if args.author_command == "new":
+        return cmd_author_new(args)
     assignment = load(args.assignment, _root(args))
     path = build_fixtures(assignment)
     print(f"wrote {path}")
+    return 0
+
+
+def cmd_author_build(args: argparse.Namespace) -> int:
+    from torchgrade import author
+    from torchgrade.markers import MarkerError
+    from torchgrade.public_grader import GraderSplitError
+
+    root = _root(args)
+    try:
+        if args.check:
+            the_plan = author.plan(root)
+            for note in the_plan.notes:
+                print(f"note: {note}", file=sys.stderr)
+            stale = author.stale(root, the_plan)
+            for line in stale:
+                print(f"stale: {line}")
+            if stale:
+                print(f"{len(stale)} generated file(s) out of date: run `torchgrade author "
+                      "build`", file=sys.stderr)
+                return 1
+            print(f"up to date: {len(the_plan.files)} generated files of "
+                  f"{', '.join(the_plan.assignments) or 'no assignment'}")
+            return 0
+        result = author.build(root, fixtures=not args.skip_fixtures, log=print)
+    except (MarkerError, GraderSplitError) as exc:
+        raise UsageError(str(exc)) from exc
+    for note in result.plan.notes:
+        print(f"note: {note}", file=sys.stderr)
+    for rel in result.written:
+        print(f"wrote {rel}")
+    for rel in result.removed:
+        print(f"removed {rel} (nothing generates it)")
+    print(f"{len(result.written)} file(s) written, {len(result.plan.files) - len(result.written)}"
+          f" already up to date ({', '.join(result.plan.assignments) or 'no assignment'})")
+    return 0
+
+
+def cmd_author_new(args: argparse.Namespace) -> int:
+    from torchgrade.scaffold import GUIDE, ScaffoldError, scaffold
+
+    root = args.root.resolve() if args.root is not None else find_root()
+    if not root.is_dir():
+        raise UsageError(f"--root {args.root} is not a directory")
+    try:
+        written = scaffold(root, args.name)
+    except ScaffoldError as exc:
+        raise UsageError(str(exc)) from exc
+    for path in written:
+        print(f"wrote {path.relative_to(root)}")
+    print(f"\nnext: `torchgrade author build` writes the stub, handout, fixtures and template;"
+          f"\n      `torchgrade grade {args.name} examples/{args.name} --out /tmp/{args.name}` "
+          f"grades the examples;\n      {GUIDE} explains checks, fixtures, examples and the "
+          "audit.")
     return 0
 
 
@@ -259,6 +402,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     options = AuditOptions(
         mutants=args.mutants, repeats=args.repeats, jobs=args.jobs, seed=args.seed,
         skip_kinds=tuple(args.skip_kind), sandbox=args.sandbox,
+        example_skip_kinds=tuple(args.example_skip_kind),
         mutant_skip_kinds=() if args.mutants_with_training else ("training",))
     print(f"auditing {assignment.name}: {args.repeats} run(s), {args.mutants} mutant(s), "
           f"{args.jobs} job(s)", file=sys.stderr, flush=True)
@@ -289,12 +433,32 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_docker(args: argparse.Namespace) -> int:
+    if args.docker_command == "build-image":
+        image_id = docker_exec.build_image()
+        print(f"built {docker_exec.DEFAULT_IMAGE} ({image_id[:19]})")
+    print(docker_exec.preflight())
+    return 0
+
+
+def _docker_ready(args: argparse.Namespace) -> None:
+    """--sandbox docker: fail now, saying how to start an engine, rather than per student."""
+    if getattr(args, "docker_image", None):
+        os.environ[docker_exec.IMAGE_ENV] = args.docker_image  # the graders inherit it
+    if getattr(args, "sandbox", None) == "docker":
+        docker_exec.preflight()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = {"check": cmd_check, "grade": cmd_grade, "author": cmd_author,
-               "audit": cmd_audit, "list": cmd_list}[args.command]
+               "audit": cmd_audit, "list": cmd_list, "docker": cmd_docker}[args.command]
     try:
+        _docker_ready(args)
         return handler(args)
+    except docker_exec.DockerUnavailable as exc:
+        print(f"torchgrade: error: docker: {exc}", file=sys.stderr)
+        return 2
     except (UsageError, AssignmentError) as exc:
         print(f"torchgrade: error: {exc}", file=sys.stderr)
         return 2

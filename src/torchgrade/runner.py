@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Literal
 
@@ -72,6 +73,12 @@ def grade_submission(assignment: Assignment, submission: Path | None, student: s
     """Grade ``submission`` (the student's module file, or None when it is missing)."""
     started = time.monotonic()
     submission = submission.resolve() if submission is not None else None
+    run_id = ""
+    if options.sandbox == "docker" and not options.inprocess:
+        from torchgrade.docker_exec import preflight
+
+        preflight()  # no engine or no image: a clear error now, not a student's crash
+        run_id = uuid.uuid4().hex
     with tempfile.TemporaryDirectory(prefix="torchgrade-run-") as tmp:
         tmpdir = Path(tmp)
         results = tmpdir / "results.jsonl"
@@ -87,7 +94,7 @@ def grade_submission(assignment: Assignment, submission: Path | None, student: s
         (tmpdir / "config.json").write_text(json.dumps(cfg))
         (tmpdir / "pytest.ini").write_text("[pytest]\n")
         log = tmpdir / "grader.log"
-        timed_out = _run_grader(assignment, tmpdir, log)
+        timed_out = _run_grader(assignment, tmpdir, log, run_id)
         events = _read_events(results)
         grader_log = log.read_text(encoding="utf-8", errors="replace")[-4000:]
     collected = next((e["checks"] for e in events if e.get("event") == "collected"), None)
@@ -129,8 +136,11 @@ def _check_total(assignment: Assignment, collected: list[dict], options: Options
                           f"but its rubric says total_points = {assignment.total_points:g}")
 
 
-def _run_grader(assignment: Assignment, tmpdir: Path, log: Path) -> bool:
-    """Run pytest over the grader suite; True when it had to be killed for time."""
+def _run_grader(assignment: Assignment, tmpdir: Path, log: Path, docker_run: str = "") -> bool:
+    """Run pytest over the grader suite; True when it had to be killed for time.
+
+    ``docker_run`` labels the worker containers of this grading (``--sandbox docker``): any
+    still there when the grader is gone (killed for time) are removed."""
     cmd = [sys.executable, "-m", "pytest", str(assignment.grader_dir), "-p", "torchgrade.plugin",
            "--tg-config", str(tmpdir / "config.json"), "-c", str(tmpdir / "pytest.ini"),
            "--rootdir", str(assignment.grader_dir), "-p", "no:cacheprovider",
@@ -140,11 +150,24 @@ def _run_grader(assignment: Assignment, tmpdir: Path, log: Path) -> bool:
            "--tb=no", "-o", "console_output_style=classic"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONHASHSEED": "0",
            "PYTHONDONTWRITEBYTECODE": "1"}
+    if docker_run:
+        from torchgrade.docker_exec import RUN_ENV, remove_containers
+
+        env[RUN_ENV] = docker_run
+        try:
+            return _wait_grader(cmd, env, tmpdir, log, assignment.submission_timeout_s)
+        finally:
+            remove_containers(docker_run)
+    return _wait_grader(cmd, env, tmpdir, log, assignment.submission_timeout_s)
+
+
+def _wait_grader(cmd: list[str], env: dict[str, str], tmpdir: Path, log: Path,
+                 timeout_s: float) -> bool:
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env,
                                 cwd=str(tmpdir), start_new_session=True)
         try:
-            proc.wait(timeout=assignment.submission_timeout_s)
+            proc.wait(timeout=timeout_s)
             return False
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)

@@ -11,6 +11,8 @@ Levels, strongest first, combined where available:
 - ``rlimits``: set by the worker itself before it imports the submission (CPU time, address
   space, file size, open files, processes, no core dumps).
 - ``uid``: without bubblewrap, a worker started as root drops to ``nobody``.
+- ``docker``: the worker in a container instead (``docker_exec.py``): no network, memory and
+  pid limits, read-only root, uid ``nobody``, plus the worker's rlimits.
 
 The level in force is written into every report (``Report.sandbox``).
 """
@@ -30,7 +32,7 @@ from typing import Literal
 
 import torchgrade
 
-Mode = Literal["auto", "bwrap", "none"]
+Mode = Literal["auto", "bwrap", "docker", "none"]
 NOBODY = 65534
 SANDBOX_DIR = "/sandbox"
 
@@ -56,8 +58,14 @@ class Launch:
     process: subprocess.Popen
     level: str
     cgroups: list[Path]
+    container: str | None = None  # the worker's Docker container (--sandbox docker)
 
     def kill(self) -> None:
+        if self.container is not None:
+            # Killing the docker CLI alone would leave the container running.
+            from torchgrade.docker_exec import remove_container
+
+            remove_container(self.container)
         for cg in self.cgroups:
             _kill_cgroup(cg)
         if self.process.poll() is None:
@@ -222,6 +230,11 @@ def launch_worker(
     ``rx``/``tx`` are the worker's ends of the request and reply pipes; ``out`` receives its
     stdout and stderr.
     """
+    if mode == "docker":
+        from torchgrade.docker_exec import launch
+
+        return launch(module_name=module_name, workdir=workdir, rx=rx, tx=tx, out=out,
+                      limits=limits, threads=threads, gpu=gpu)
     use_bwrap = mode == "bwrap" or (mode == "auto" and bwrap_available())
     if mode == "bwrap" and not bwrap_available():
         raise RuntimeError("--sandbox bwrap was asked for but bubblewrap cannot run here "

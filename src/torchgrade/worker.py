@@ -285,8 +285,16 @@ def main(argv: list[str] | None = None) -> None:
     ns = parser.parse_args(argv)
     limits = json.loads(ns.limits)
     apply_limits(limits)
-    rx = os.fdopen(ns.rx, "rb", buffering=1 << 16)
-    tx = os.fdopen(ns.tx, "wb", buffering=1 << 16)
+    # The channel may be stdin/stdout (--rx 0 --tx 1: a worker in a container, which cannot be
+    # handed other fds): it moves to fresh fds, and fd 1 then joins fd 2, so that the student's
+    # prints go to the capped output and never into the reply stream.
+    rx_fd, tx_fd = os.dup(ns.rx), os.dup(ns.tx)
+    for fd in {ns.rx, ns.tx} - {0, 1, 2}:
+        os.close(fd)
+    rx = os.fdopen(rx_fd, "rb", buffering=1 << 16)
+    tx = os.fdopen(tx_fd, "wb", buffering=1 << 16)
+    if 1 in (ns.rx, ns.tx):
+        os.dup2(2, 1)
     # Students read stdin at their peril: it is empty.
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)

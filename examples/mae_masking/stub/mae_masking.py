@@ -9,8 +9,6 @@ Paper: He, Chen, Xie, Li, Dollar, Girshick, "Masked Autoencoders Are Scalable Vi
 
 from __future__ import annotations
 
-import math  # noqa: F401 - you will probably need it
-
 import torch
 from torch import Tensor, nn
 

@@ -70,6 +70,7 @@ class VisionTransformer(nn.Module):
                                   "head on CLS")
 
 
+# -- attention maps -------------------------------------------------------------------------------
 def cls_attention_maps(attentions: list[Tensor], grid_size: tuple[int, int] | int | None,
                        layer: int = -1) -> Tensor:
     """Row 0 (the CLS query) of ``attentions[layer]`` with the CLS column dropped, reshaped to
