@@ -42,10 +42,10 @@ demo: install
 	done
 
 lint: install
-	$(BIN)/ruff check src tests graders solutions assignments benchmarks student_template
+	$(BIN)/ruff check src tests graders solutions assignments benchmarks student_template ci notebooks
 
 test: lint
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q --durations=20
 
 bench: install
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/run_all.py

@@ -102,6 +102,9 @@ def _parser() -> argparse.ArgumentParser:
               student_template/                     the repository students clone: stubs,
                                                     handouts, public checks and fixtures only,
                                                     pyproject.toml, README, CI workflow
+              notebooks/source/NAME/NAME.ipynb      the nbgrader source notebook: locked
+                                                    handout cells, solution cells, one graded
+                                                    test cell per public check
             Solution markers (comment lines, so the reference runs unchanged):
               # BEGIN SOLUTION ... # END SOLUTION   left out of the stub
               # BEGIN STUB ... # END STUB           commented lines the stub has uncommented

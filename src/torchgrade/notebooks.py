@@ -110,9 +110,11 @@ def notebook(a: Assignment) -> dict[str, Any]:
         name=a.name, n=len(checks), total=_num(total))))
     cells.append(_code(SETUP_ID, _SETUP.format(name=a.name, module=a.module), solution=False))
     for c in checks:
+        about = textwrap.fill(f"Public check {c.name} ({_num(c.points)} points): "
+                              f"{c.description}", width=98, break_long_words=False,
+                              break_on_hyphens=False)
         cells.append(_code(f"{TEST_PREFIX}{c.name}", _TEST.format(
-            name=c.name, points=_num(c.points), description=c.description), solution=False,
-            points=c.points))
+            about=textwrap.indent(about, "# "), name=c.name), solution=False, points=c.points))
     return {"cells": cells, "metadata": {"kernelspec": KERNEL, "language_info": {
         "name": "python"}}, "nbformat": 4, "nbformat_minor": 5}
 
@@ -134,10 +136,11 @@ _SETUP = """\
 # nearest folder above this notebook with graders/, else torchgrade's own checkout.
 from torchgrade.notebooks import run_public_checks
 
-torchgrade_results = run_public_checks("{name}", "{name}.ipynb", module="{module}")"""
+torchgrade_results = run_public_checks(
+    "{name}", "{name}.ipynb", module="{module}")"""
 
 _TEST = """\
-# Public check {name} ({points} points): {description}
+{about}
 torchgrade_results.expect("{name}")"""
 
 
@@ -347,7 +350,8 @@ class PublicResults:
 
 def notebook_source(notebook: Path) -> str:
     """The code cells of a saved notebook as one module: every code cell except torchgrade's
-    setup and test cells, IPython magics and shell lines (``%...``, ``!...``) left out."""
+    setup and test cells and an optional helpers cell still holding only nbgrader's stub,
+    IPython magics and shell lines (``%...``, ``!...``) left out."""
     nb = json.loads(notebook.read_text(encoding="utf-8"))
     parts = []
     for cell in nb.get("cells", []):
@@ -356,6 +360,10 @@ def notebook_source(notebook: Path) -> str:
             continue
         source = cell.get("source", "")
         source = "".join(source) if isinstance(source, list) else source
+        code = {line.strip() for line in source.splitlines()
+                if line.strip() and not line.lstrip().startswith("#")}
+        if grade_id.startswith("helpers_") and code <= {"raise NotImplementedError()"}:
+            continue  # an optional helpers cell left as nbgrader's stub: nothing to check
         parts.append("\n".join(line for line in source.splitlines()
                                if not line.lstrip().startswith(("%", "!"))))
     return "\n\n\n".join(parts) + "\n"
