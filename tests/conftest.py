@@ -26,8 +26,9 @@ from torchgrade.report import Report, read_report
 ROOT = Path(__file__).resolve().parents[1]
 # One run (determinism is compared by regrading one example: tests/test_example_submissions.py),
 # a small mutant budget, mutants without training (the audit's default), and training checks
-# only where they are claimed: the reference, the stub and the examples whose about.toml names
-# a training check run every check, the other examples run all but the training checks.
+# only where they are claimed: the reference, the stub, the examples expecting full marks or
+# zero and those whose about.toml names a training check run every check, the other examples
+# run all but the training checks.
 QUICK = AuditOptions(mutants=4, repeats=1, jobs=2, example_skip_kinds=("training",))
 PREFIX = "example-"
 

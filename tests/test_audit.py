@@ -235,21 +235,21 @@ def test_checks_of_a_skipped_kind_are_noted_not_held_against_the_grader():
 
 @pytest.mark.slow
 def test_examples_run_a_skipped_kind_only_where_they_claim_it(tmp_path: Path):
-    """``example_skip_kinds``: the reference, the stub and an example whose about.toml names a
-    check of that kind run it; the other examples are graded without it, and the audit judges
-    them on what ran."""
+    """``example_skip_kinds``: the reference, the stub, an example expecting full marks and one
+    whose about.toml names a check of that kind run it; the other examples are graded without
+    it, and the audit judges them on what ran."""
     options = AuditOptions(mutants=0, repeats=1, jobs=2, example_skip_kinds=("robustness",))
     result = run_audit(load("toy", TOY), tmp_path / "audit", options)
     assert all(f.verdict == "ok" for f in result.findings), result.findings
     run1 = tmp_path / "audit" / "reports" / "run1"
     ran = {p.name: {c["name"] for c in json.loads((p / "toy.json").read_text())["checks"]}
            for p in run1.iterdir() if p.is_dir()}
-    # wrong_factor names test_scale_rejects_nan (robustness) in must_pass: it runs there
-    for full in ("reference", "stub", "example-wrong_factor"):
+    # wrong_factor names test_scale_rejects_nan (robustness) in must_pass, and correct expects
+    # full marks (a claim about every check): both run it; detached_total names none
+    for full in ("reference", "stub", "example-wrong_factor", "example-correct"):
         assert "test_scale_rejects_nan" in ran[full], full
-    for quick in ("example-correct", "example-detached_total"):
-        assert "test_scale_rejects_nan" not in ran[quick], quick
-        assert "test_scale_public" in ran[quick], quick
+    assert "test_scale_rejects_nan" not in ran["example-detached_total"]
+    assert "test_scale_public" in ran["example-detached_total"]
 
 
 def test_mutants_can_be_limited_to_named_functions():

@@ -49,9 +49,10 @@ class AuditOptions:
     # Mutants are graded without these kinds by default: a training check costs a minute per
     # mutant; a mutant only a training check could catch then survives and is listed.
     mutant_skip_kinds: tuple[str, ...] = ("training",)
-    # Examples that name no check of these kinds (in must_fail / must_pass) are graded without
-    # them: the reference and the stub always run every check, and an example that claims a
-    # training check still runs it. () (the default) grades every example with every check.
+    # Mistake examples that name no check of these kinds (in must_fail / must_pass) are graded
+    # without them: the reference, the stub and examples expecting full marks or zero always
+    # run every check, and an example that claims a training check still runs it. () (the
+    # default) grades every example with every check.
     example_skip_kinds: tuple[str, ...] = ()
     sandbox: str = "auto"
 
@@ -320,8 +321,9 @@ def _grade_known(assignment: Assignment, staging: Path, out: Path, known: list[s
                  options: AuditOptions) -> dict[str, Report]:
     """One run over the known submissions: all of them with every check, or, with
     ``example_skip_kinds``, the reference and the stub first (their report says which check
-    is of which kind), then the examples that name a check of a skipped kind with every check
-    and the others without those kinds."""
+    is of which kind), then with every check the examples that expect full marks or zero (a
+    claim about every check) or name a check of a skipped kind, and the others without those
+    kinds."""
     def batch(students: list[str], opts: Options) -> dict[str, Report]:
         if not students:
             return {}
@@ -336,7 +338,8 @@ def _grade_known(assignment: Assignment, staging: Path, out: Path, known: list[s
     reports = batch(first, grading)
     kinds = {c.name: c.kind for c in reports["reference"].checks}
     claimed = [f"example-{n}" for n, spec in examples.items()
-               if any(kinds.get(c) in skip
+               if spec["expect"] in ("full", "zero")  # a claim about every check
+               or any(kinds.get(c) in skip
                       for c in [*spec.get("must_fail", []), *spec.get("must_pass", [])])]
     rest = [s for s in known if s not in first and s not in claimed]
     reports |= batch(claimed, grading)

@@ -8,6 +8,7 @@
     torchgrade audit NAME                   staff: is this grader fair and sharp?
     torchgrade list                         the assignments this course directory has
     torchgrade docker build-image|check     the worker image for --sandbox docker; engine check
+    torchgrade nbgrader release NAME ...    staff: grades and feedback into an nbgrader course
 
 Exit status: 0 success (for ``check``: every public check passed; for ``audit``: the grader
 is fair), 1 checks failed (or the audit found a problem),
@@ -48,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
               torchgrade author fixtures nt_xent            # after changing the reference
               torchgrade author build                       # stubs, handouts, student_template/
               torchgrade audit nt_xent --mutants 12 --jobs 2
+              torchgrade nbgrader release nt_xent --course-dir notebooks --reports reports/
             """))
     parser.add_argument("--version", action="version", version=f"torchgrade {__version__}")
     parser.add_argument("--root", type=Path, help="the course directory (holding graders/); "
@@ -174,9 +176,9 @@ def _parser() -> argparse.ArgumentParser:
     au.add_argument("--example-skip-kind", action="append", default=[], metavar="KIND",
                     choices=KINDS,
                     help="leave checks of this kind out for the examples whose about.toml "
-                    "names none of them (the reference and the stub still run every check; "
-                    "repeatable), e.g. training, for a quicker audit that still trains where "
-                    "an example claims the training check catches it")
+                    "names none of them (the reference, the stub and examples expecting full "
+                    "marks or zero still run every check; repeatable), e.g. training, for a "
+                    "quicker audit that still trains where an example claims it matters")
     au.add_argument("--mutants-with-training", action="store_true", help="grade mutants with "
                     "the training checks too (a minute or more per mutant)")
     au.add_argument("--sandbox", choices=("auto", "bwrap", "docker", "none"), default="auto",
@@ -203,6 +205,51 @@ def _parser() -> argparse.ArgumentParser:
     dsub.add_parser("build-image", help="build torchgrade-runner:local from local files (an "
                     "almost empty root; this host's Python is mounted read-only at run time)")
     dsub.add_parser("check", help="say whether an engine answers and has the worker image")
+
+    nbg = sub.add_parser("nbgrader", help="release grades and feedback through nbgrader")
+    nsub = nbg.add_subparsers(dest="nbgrader_command", required=True, metavar="TOOL")
+    rel = nsub.add_parser(
+        "release", help="grades into the gradebook, feedback pages, release_feedback",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.dedent("""\
+            Release the reports REPORTS/<student>/NAME.json (from `torchgrade grade`) through
+            the nbgrader course directory --course-dir (its nbgrader_config.py is read):
+              gradebook    the assignment, a notebook NAME with one grade cell per check
+                           (max score = its points; generate_assignment's test cell
+                           torchgrade_<check> where there is one, the other checks then in
+                           a notebook NAME_torchgrade), the students, and each
+                           check's points with its feedback as the comment; created where
+                           missing, updated where present, in one transaction
+              late         submission times from submitted/<student>/NAME/timestamp.txt,
+                           penalties from nbgrader's LateSubmissionPlugin (or the configured
+                           AssignLatePenalties.plugin_class) against the assignment's duedate
+              feedback     feedback/<student>/NAME/<notebook>.html: public checks with their
+                           feedback, hidden checks summarised (counts and points only)
+              exchange     nbgrader's release_feedback, for the students who submitted
+                           through nbgrader; they run `nbgrader fetch_feedback NAME`
+            Safe to run again: rows are updated, never duplicated. `nbgrader export` then gives
+            the totals of REPORTS/NAME.csv (less any late penalty).
+            A report that cannot be read, or is for another assignment, is skipped with a
+            message (exit status 1); nothing is written unless every other report is sound."""),
+        epilog=textwrap.dedent("""\
+            examples:
+              torchgrade grade nt_xent submissions/ --out reports/ --jobs 2
+              torchgrade nbgrader release nt_xent --course-dir notebooks --reports reports
+              torchgrade nbgrader release nt_xent --course-dir ~/course --reports reports \\
+                  --duedate "2026-12-01 17:00:00 UTC"
+              nbgrader export          # in the course directory: the same totals
+            """))
+    rel.add_argument("assignment", help="assignment name, e.g. nt_xent (nbgrader's too)")
+    rel.add_argument("--course-dir", type=Path, default=Path("."), help="the nbgrader course "
+                     "directory (default: the current directory)")
+    rel.add_argument("--reports", type=Path, required=True, help="the --out folder of "
+                     "`torchgrade grade`")
+    rel.add_argument("--notebook", help="the gradebook notebook for the checks (default: "
+                     "NAME, as notebooks/source/NAME/NAME.ipynb)")
+    rel.add_argument("--duedate", help="set the assignment's due date in the gradebook, e.g. "
+                     "\"2026-12-01 17:00:00 UTC\" (default: keep nbgrader's)")
+    rel.add_argument("--no-exchange", action="store_true", help="write the gradebook and the "
+                     "feedback pages, but do not run release_feedback")
     return parser
 
 
@@ -436,6 +483,34 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_nbgrader(args: argparse.Namespace) -> int:
+    from torchgrade.nbgrader_release import ReleaseError, release
+
+    try:
+        result = release(args.assignment, args.course_dir, args.reports,
+                         notebook=args.notebook, duedate=args.duedate,
+                         exchange=not args.no_exchange,
+                         log=lambda line: print(line, file=sys.stderr, flush=True))
+    except ReleaseError as exc:
+        raise UsageError(str(exc)) from exc
+    print(f"{result.assignment}: {len(result.students)} student(s) in the gradebook"
+          + (f" ({len(result.created_students)} added)" if result.created_students else "")
+          + (", assignment added" if result.created_assignment else "")
+          + f"; notebook(s) {', '.join(result.notebooks)}")
+    for student, penalty in sorted(result.late_penalties.items()):
+        print(f"  late: {student}, penalty {penalty:g}")
+    print(f"feedback pages: {len(result.feedback)} under {args.course_dir}/feedback/")
+    if not args.no_exchange:
+        print(f"released to the exchange: {len(result.released)} student(s)")
+    if result.not_released and not args.no_exchange:
+        print(f"not released (no nbgrader submission with timestamp and secret): "
+              f"{', '.join(result.not_released)}")
+    if result.skipped:
+        print(f"{len(result.skipped)} report(s) skipped (see above)", file=sys.stderr)
+    print(f"({result.duration_s:.1f} s)")
+    return 1 if result.skipped else 0
+
+
 def cmd_docker(args: argparse.Namespace) -> int:
     if args.docker_command == "build-image":
         image_id = docker_exec.build_image()
@@ -455,7 +530,8 @@ def _docker_ready(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = {"check": cmd_check, "grade": cmd_grade, "author": cmd_author,
-               "audit": cmd_audit, "list": cmd_list, "docker": cmd_docker}[args.command]
+               "audit": cmd_audit, "list": cmd_list, "docker": cmd_docker,
+               "nbgrader": cmd_nbgrader}[args.command]
     try:
         _docker_ready(args)
         return handler(args)
