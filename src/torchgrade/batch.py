@@ -187,14 +187,19 @@ def grade_batch(assignment: Assignment, submissions: Path, out_dir: Path, *,
                        summary_path)
 
 
+def _rate_eta(t0: float, done: int, total: int) -> tuple[float, float]:
+    """Submissions per second since ``t0`` and the seconds left at that rate."""
+    elapsed = time.monotonic() - t0
+    rate = done / elapsed if elapsed > 0 else 0.0
+    return rate, (total - done) / rate if rate > 0 else 0.0
+
+
 def plain_progress(stream=sys.stderr) -> Callable[[int, int, Report], None]:
     """One line per finished submission, with the rate and the time left."""
     t0 = time.monotonic()
 
     def show(done: int, total: int, report: Report) -> None:
-        elapsed = time.monotonic() - t0
-        rate = done / elapsed if elapsed > 0 else 0.0
-        eta = (total - done) / rate if rate > 0 else 0.0
+        rate, eta = _rate_eta(t0, done, total)
         cached = " (unchanged, report reused)" if report.extra.get("cached") else ""
         print(f"[{done}/{total}] {report.student}: {report.score:g}/{report.max_score:g}{cached} "
               f"({rate * 60:.1f}/min, ~{eta:.0f} s left)", file=stream, flush=True)
@@ -216,9 +221,7 @@ def bar_progress(stream=sys.stderr, width: int = 24) -> Callable[[int, int, Repo
     t0 = time.monotonic()
 
     def show(done: int, total: int, report: Report) -> None:
-        elapsed = time.monotonic() - t0
-        rate = done / elapsed if elapsed > 0 else 0.0
-        eta = (total - done) / rate if rate > 0 else 0.0
+        rate, eta = _rate_eta(t0, done, total)
         filled = width * done // max(total, 1)
         bar = "#" * filled + "." * (width - filled)
         if report.submission_error or any(c.status == "error" for c in report.checks):

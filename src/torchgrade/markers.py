@@ -188,7 +188,7 @@ def _drop_unused_imports(source: str) -> str:
             continue
         if not isinstance(node, ast.Import | ast.ImportFrom):
             continue
-        keep = [a for a in node.names if _bound(a) in used]
+        keep = [a for a in node.names if bound_alias(a) in used]
         if len(keep) == len(node.names) or "# noqa" in lines[node.lineno - 1]:
             continue
         start, end = node.lineno - 1, node.end_lineno or node.lineno
@@ -206,5 +206,6 @@ def _drop_unused_imports(source: str) -> str:
     return _tidy("\n".join(lines))
 
 
-def _bound(alias: ast.alias) -> str:
+def bound_alias(alias: ast.alias) -> str:
+    """The name an import binds: ``import a.b`` binds ``a``, ``import a as b`` binds ``b``."""
     return alias.asname or alias.name.split(".")[0]

@@ -15,6 +15,8 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from torchgrade.markers import bound_alias
+
 
 class GraderSplitError(ValueError):
     """A grader file whose public checks cannot be separated from its hidden ones."""
@@ -84,7 +86,7 @@ def bound_names(node: ast.stmt) -> set[str]:
     if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
         return {node.name}
     if isinstance(node, ast.Import | ast.ImportFrom):
-        return {a.asname or a.name.split(".")[0] for a in node.names}
+        return {bound_alias(a) for a in node.names}
     targets: list[ast.expr] = []
     if isinstance(node, ast.Assign):
         targets = node.targets
@@ -145,12 +147,12 @@ def split_grader(source: str, path: Path | str = "<grader>", title: str = "") ->
     for i in sorted(keep):
         node = tree.body[i]
         if isinstance(node, ast.Import | ast.ImportFrom) and not _is_future(node):
-            needed = [a for a in node.names if _alias(a) in _needed_by(tree, keep, i)]
+            needed = [a for a in node.names if bound_alias(a) in _needed_by(tree, keep, i)]
             if not needed:
                 continue
             node.names = needed
             parts.append(_unparse_import(node))
-            kept_names |= {_alias(a) for a in needed}
+            kept_names |= {bound_alias(a) for a in needed}
             continue
         first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
         parts.append("\n".join(lines[first - 1:node.end_lineno]))
@@ -176,10 +178,6 @@ def _unparse_import(node: ast.Import | ast.ImportFrom) -> str:
 
 def _is_future(node: ast.stmt) -> bool:
     return isinstance(node, ast.ImportFrom) and node.module == "__future__"
-
-
-def _alias(a: ast.alias) -> str:
-    return a.asname or a.name.split(".")[0]
 
 
 def _needed_by(tree: ast.Module, keep: set[int], skip: int) -> set[str]:
