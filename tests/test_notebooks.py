@@ -129,8 +129,8 @@ def test_notebook_source_leaves_out_test_cells_magics_and_untouched_helper_stubs
                     cell(TEST_PREFIX + "test_f", "torchgrade_results.expect('test_f')")]}
     path = tmp_path / "a.ipynb"
     path.write_text(json.dumps(nb), encoding="utf-8")
-    assert notebook_source(path) == "import math\n\n\ndef _h():\n    return 1\n\n\n" \
-        "def f():\n    return _h()\n"
+    assert notebook_source(path) == "import math\npass  # IPython line left out\n\n\n" \
+        "def _h():\n    return 1\n\n\ndef f():\n    return _h()\n"
 
 
 def test_public_results_pass_or_fail_with_the_feedback(capsys):

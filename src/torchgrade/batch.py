@@ -56,6 +56,23 @@ def discover(submissions: Path) -> list[str]:
     return students
 
 
+def submission_candidates(folder: Path, assignment: Assignment) -> list[Path]:
+    """Where a student's submission may be, in the order they are looked for: their module
+    (``<module>.py``), a notebook (``<assignment>.ipynb`` or ``<module>.ipynb``), or nbgrader's
+    collected layout (``submitted/<student>/<assignment>/<assignment>.ipynb``, with the
+    ``submitted`` folder given as the submissions folder)."""
+    names = [f"{assignment.module}.py", f"{assignment.name}.ipynb", f"{assignment.module}.ipynb"]
+    paths = [folder / n for n in names]
+    paths += [folder / assignment.name / n for n in names]
+    return list(dict.fromkeys(paths))
+
+
+def find_submission(folder: Path, assignment: Assignment) -> Path | None:
+    """The file graded for the student whose folder is ``folder`` (submission_candidates),
+    or None: they are graded as having submitted nothing."""
+    return next((p for p in submission_candidates(folder, assignment) if p.is_file()), None)
+
+
 def parse_shard(text: str) -> tuple[int, int]:
     """``"2/4"`` -> (2, 4): this runner grades the second of four shards."""
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
@@ -133,8 +150,7 @@ def _cached(path: Path, key: str) -> Report | None:
 def grade_one(assignment: Assignment, submissions: Path, student: str, out_dir: Path,
               options: Options, fingerprint: str | None = None) -> Report:
     """Grade one student, or reuse their report when neither submission nor grader changed."""
-    path = submissions / student / f"{assignment.module}.py"
-    submission = path if path.is_file() else None
+    submission = find_submission(submissions / student, assignment)
     key = cache_key(fingerprint, submission, options) if fingerprint else ""
     if key:
         cached = _cached(out_dir / student / f"{assignment.name}.json", key)

@@ -61,19 +61,29 @@ def _parser() -> argparse.ArgumentParser:
                        "print each check with its points and, for failures, what was expected, "
                        "what came back and a hint. Exit status 0 only when all pass.")
     p.add_argument("assignment", help="assignment name, e.g. nt_xent")
-    p.add_argument("file", nargs="?", type=Path, help="your module (default: ./NAME.py if it "
-                   "exists, else assignments/NAME/NAME.py)")
+    p.add_argument("file", nargs="?", type=Path, help="your module or your notebook (.ipynb: "
+                   "its code cells are run, torchgrade's test cells left out; default: ./NAME.py "
+                   "or ./NAME.ipynb if one exists, else assignments/NAME/NAME.py)")
     p.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON "
                    "to PATH (the schema of `grade`'s per-student reports; the notebooks' test "
                    "cells read it)")
     _common(p)
 
     g = sub.add_parser("grade", help="grade a folder of submissions into reports",
-                       description="Grade SUBMISSIONS/<student>/<module>.py for every student "
-                       "folder, with public and hidden checks, into REPORTS/<student>/"
-                       "<assignment>.json (+ .html, results.json, .junit.xml) and a class CSV.")
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description=textwrap.dedent("""\
+            Grade every student folder of SUBMISSIONS, with public and hidden checks, into
+            OUT/<student>/<assignment>.json (+ .html, results.json, .junit.xml), a class
+            CSV and a summary page. In each student folder the first of these is graded:
+              <module>.py                    a Python file
+              <assignment>.ipynb             a notebook (its code cells run in the sandbox;
+                                             torchgrade's test cells, however edited, never do)
+              <assignment>/<assignment>.ipynb  nbgrader's layout: give its submitted/ folder,
+                                             e.g. torchgrade grade nt_xent course/submitted
+            A student folder with none of them gets a report saying so (zero points)."""))
     g.add_argument("assignment", help="assignment name, e.g. nt_xent")
-    g.add_argument("submissions", type=Path, help="folder with one sub-folder per student")
+    g.add_argument("submissions", type=Path, help="folder with one sub-folder per student "
+                   "(nbgrader's submitted/ folder works as is)")
     g.add_argument("--out", type=Path, required=True, help="where reports are written")
     g.add_argument("--jobs", "-j", type=int, default=1, help="submissions graded at once "
                    "(default 1; about one per CPU core)")
@@ -83,6 +93,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--shard", metavar="I/N", help="grade only shard I of N (e.g. 2/4), for "
                    "splitting a roster across CI jobs: each student is in exactly one shard, "
                    "chosen by a hash of the folder name")
+    g.add_argument("--skip-kind", action="append", default=[], metavar="KIND", choices=KINDS,
+                   help="leave checks of this kind out (repeatable), e.g. training for a quick "
+                   "first pass: they are reported as skipped, worth no points")
     g.add_argument("--no-cache", action="store_true", help="grade everyone again, even those "
                    "whose report was written for the same submission and grader (by default "
                    "they are reused, so an interrupted batch resumes where it stopped)")
@@ -279,12 +292,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     assignment = load(args.assignment, _root(args))
     file = args.file
     if file is None:
-        local = Path.cwd() / f"{assignment.module}.py"
-        file = local if local.is_file() else assignment.stub_file
+        local = [Path.cwd() / f"{assignment.module}.py", Path.cwd() / f"{assignment.name}.ipynb"]
+        file = next((p for p in local if p.is_file()), assignment.stub_file)
     if not file.is_file():
-        raise UsageError(f"{file} does not exist: give the path to your {assignment.module}.py")
-    if file.suffix != ".py":
-        raise UsageError(f"{file} is not a Python file (.py)")
+        raise UsageError(f"{file} does not exist: give the path to your {assignment.module}.py "
+                         f"(or your notebook, {assignment.name}.ipynb)")
+    if file.suffix not in (".py", ".ipynb"):
+        raise UsageError(f"{file} is neither a Python file (.py) nor a notebook (.ipynb)")
     print(f"torchgrade {__version__}: public checks of {assignment.name} on {file}",
           flush=True)
     opts = Options(profile=args.profile, visibility="public", sandbox=args.sandbox,
@@ -347,8 +361,10 @@ def cmd_grade(args: argparse.Namespace) -> int:
             return 0
     if not roster:
         raise UsageError(f"{args.submissions} has no student folders "
-                         f"(expected {args.submissions}/<student>/{assignment.module}.py)")
-    opts = Options(profile=args.profile, visibility=args.visibility, sandbox=args.sandbox)
+                         f"(expected {args.submissions}/<student>/{assignment.module}.py "
+                         f"or <student>/{assignment.name}.ipynb)")
+    opts = Options(profile=args.profile, visibility=args.visibility, sandbox=args.sandbox,
+                   skip_kinds=tuple(args.skip_kind))
     print(f"grading {len(roster)} submission(s) of {assignment.name} with {args.jobs} job(s)",
           file=sys.stderr, flush=True)
     result = grade_batch(assignment, args.submissions, args.out, options=opts, jobs=args.jobs,

@@ -282,7 +282,7 @@ def docker_argv(name: str, workdir: Path, limits: Limits, threads: int, gpu: boo
 def launch(*, module_name: str, workdir: Path, rx: int, tx: int, out: int, limits: Limits,
            threads: int = 1, gpu: bool = False) -> Launch:
     """Start a worker in a container; ``rx``/``tx``/``out`` become its stdin/stdout/stderr."""
-    from torchgrade.sandbox import Launch, _engine_dir
+    from torchgrade.sandbox import Launch, _engine_dir, worker_file_name
 
     image = image_name()
     name = f"torchgrade-{uuid.uuid4().hex[:16]}"
@@ -298,7 +298,8 @@ def launch(*, module_name: str, workdir: Path, rx: int, tx: int, out: int, limit
     else:
         python, code = "python3", "from torchgrade.worker import main; main()"
     argv += [python, "-I", "-u", "-c", code, "--module-name", module_name,
-             "--module-file", f"{SANDBOX_DIR}/{module_name}.py", "--rx", "0", "--tx", "1",
+             "--module-file", f"{SANDBOX_DIR}/{worker_file_name(workdir, module_name)}",
+             "--rx", "0", "--tx", "1",
              "--threads", str(threads), "--limits", json.dumps(worker_limits)]
     proc = subprocess.Popen(argv, stdin=rx, stdout=tx, stderr=out, env=client_env(),
                             cwd=str(workdir), start_new_session=True)

@@ -47,13 +47,14 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from torchgrade import nbcode
 from torchgrade.assignment import Assignment
 from torchgrade.markers import _MARKER, _parse_marker, _uncomment, split_solution
 from torchgrade.public_grader import split_grader
 
 NOTEBOOKS = "notebooks"
 SETUP_ID = "torchgrade_setup"
-TEST_PREFIX = "torchgrade_"  # grade_id of the setup and test cells; never a student's code
+TEST_PREFIX = nbcode.TEST_PREFIX  # grade_id of the setup and test cells; never a student's code
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 HELPERS_NOTE = ("# Optional helpers for the functions below: write yours here, or delete the "
                 "stub if you need none.")
@@ -349,24 +350,10 @@ class PublicResults:
 
 
 def notebook_source(notebook: Path) -> str:
-    """The code cells of a saved notebook as one module: every code cell except torchgrade's
-    setup and test cells and an optional helpers cell still holding only nbgrader's stub,
-    IPython magics and shell lines (``%...``, ``!...``) left out."""
-    nb = json.loads(notebook.read_text(encoding="utf-8"))
-    parts = []
-    for cell in nb.get("cells", []):
-        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", "")
-        if cell.get("cell_type") != "code" or grade_id.startswith(TEST_PREFIX):
-            continue
-        source = cell.get("source", "")
-        source = "".join(source) if isinstance(source, list) else source
-        code = {line.strip() for line in source.splitlines()
-                if line.strip() and not line.lstrip().startswith("#")}
-        if grade_id.startswith("helpers_") and code <= {"raise NotImplementedError()"}:
-            continue  # an optional helpers cell left as nbgrader's stub: nothing to check
-        parts.append("\n".join(line for line in source.splitlines()
-                               if not line.lstrip().startswith(("%", "!"))))
-    return "\n\n\n".join(parts) + "\n"
+    """The code cells of a saved notebook as one module, exactly as the grader runs them
+    (:func:`torchgrade.nbcode.code_cells`: torchgrade's setup and test cells, untouched helper
+    stubs and IPython magics left out)."""
+    return nbcode.module_source(notebook.read_bytes(), notebook.name)
 
 
 def run_public_checks(assignment: str, notebook: str | Path, *, module: str | None = None,

@@ -67,7 +67,8 @@ class Session:
                 mode=cfg.get("sandbox", "auto"), threads=int(cfg.get("threads", 1)),
                 gpu=self.profile == "gpu", import_timeout_s=self.assignment.import_timeout_s)
         self.missing_reason = "" if self.client or self.local else (
-            f"no submission file: expected {self.assignment.module}.py")
+            f"no submission file: expected {self.assignment.module}.py or a notebook "
+            f"{self.assignment.name}.ipynb")
         self.proxy = StudentProxy(self.client, self.deadline) if self.client else None
         if self.proxy is not None:
             bind_proxy(self.proxy)
@@ -276,6 +277,10 @@ def reference() -> Any:
 
 
 def _import_path(path: Path, name: str) -> Any:
+    if path.suffix == ".ipynb":
+        from torchgrade.worker import load_notebook
+
+        return load_notebook(name, str(path))
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise RuntimeError(f"cannot load {path}")

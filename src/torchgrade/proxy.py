@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from torchgrade import protocol
-from torchgrade.sandbox import Launch, Limits, Mode, launch_worker
+from torchgrade.sandbox import Launch, Limits, Mode, launch_worker, submission_file_name
 
 
 class StudentError(Exception):
@@ -126,11 +126,13 @@ class WorkerClient:
             return
         workdir = self._tmp / f"w{self.starts}"
         workdir.mkdir()
-        shutil.copyfile(self.submission, workdir / f"{self.module_name}.py")
+        # A notebook stays a notebook: the worker runs its code cells inside the sandbox.
+        file = workdir / submission_file_name(self.module_name, self.submission)
+        shutil.copyfile(self.submission, file)
         # Readable by the unprivileged uid a worker may drop to (see sandbox.py).
         self._tmp.chmod(0o711)
         workdir.chmod(0o755)
-        (workdir / f"{self.module_name}.py").chmod(0o644)
+        file.chmod(0o644)
         req_r, req_w = os.pipe()
         rep_r, rep_w = os.pipe()
         out_r, out_w = os.pipe()
@@ -235,9 +237,18 @@ class WorkerClient:
         try:
             reply = self._wait(self.import_timeout_s)
         except StudentTimeout:
-            self.unloadable = (f"importing the submission took longer than "
-                               f"{self.import_timeout_s:.0f} s (is there training or input() "
-                               "at the top level? put it under `if __name__ == '__main__':`)")
+            if self.submission.suffix == ".ipynb":
+                self.unloadable = (
+                    f"running the notebook's code cells took longer than "
+                    f"{self.import_timeout_s:.0f} s: a cell trains, sleeps or waits for "
+                    "input() at the top level. Grading runs every code cell first, so put "
+                    "long work inside `if __name__ == '__main__':` (true in Jupyter, false "
+                    "when grading) or in a function you call yourself")
+            else:
+                self.unloadable = (
+                    f"importing the submission took longer than {self.import_timeout_s:.0f} s "
+                    "(is there training or input() at the top level? put it under "
+                    "`if __name__ == '__main__':`)")
             raise SubmissionUnloadable(self.unloadable) from None
         except WorkerCrashed as exc:
             said = self.output.text().strip()[-1500:]

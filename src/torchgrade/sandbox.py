@@ -90,6 +90,18 @@ class Launch:
 
 
 @functools.cache
+def submission_file_name(module_name: str, submission: Path) -> str:
+    """What a submission is called in the worker's folder: ``<module>.ipynb`` for a notebook
+    (the worker runs its code cells), else ``<module>.py``."""
+    return f"{module_name}.ipynb" if submission.suffix == ".ipynb" else f"{module_name}.py"
+
+
+def worker_file_name(workdir: Path, module_name: str) -> str:
+    """The submission file the worker in ``workdir`` loads (see submission_file_name)."""
+    notebook = f"{module_name}.ipynb"
+    return notebook if (workdir / notebook).is_file() else f"{module_name}.py"
+
+
 def bwrap_available() -> bool:
     """True when bubblewrap exists and can create its namespaces on this host."""
     exe = shutil.which("bwrap")
@@ -239,7 +251,8 @@ def launch_worker(
     if mode == "bwrap" and not bwrap_available():
         raise RuntimeError("--sandbox bwrap was asked for but bubblewrap cannot run here "
                            "(install the 'bubblewrap' package)")
-    module_file = f"{SANDBOX_DIR if use_bwrap else workdir}/{module_name}.py"
+    folder = SANDBOX_DIR if use_bwrap else workdir
+    module_file = f"{folder}/{worker_file_name(workdir, module_name)}"
     # Under the gpu profile the address-space limit is left off: the CUDA driver reserves
     # tens of GB of virtual address space at start-up, far above any useful RLIMIT_AS; the
     # worker's cgroup still bounds the memory it actually uses, where cgroups are available.

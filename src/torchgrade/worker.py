@@ -1,6 +1,7 @@
 """The student worker: the only process that ever imports a submission.
 
-It runs inside the sandbox (see ``sandbox.py``), imports the student's module, and answers the
+It runs inside the sandbox (see ``sandbox.py``), imports the student's module (a ``.py`` file,
+or a notebook whose code cells it runs: :func:`load_notebook`), and answers the
 grader's requests over two pipes given on the command line. Everything it sends back is
 encoded by ``protocol.py``; objects that are not plain data stay here and are referred to by
 handle. Nothing in this process is trusted: the grader treats every answer as a claim to check.
@@ -10,17 +11,20 @@ parses, so printing cannot forge a message.
 """
 
 from __future__ import annotations
+import __future__
 
 import argparse
 import importlib
 import importlib.util
 import json
+import linecache
 import os
 import random
 import resource
 import signal
 import sys
 import traceback
+import types
 from typing import Any
 
 from torchgrade import protocol
@@ -74,13 +78,16 @@ class Worker:
     def op_hello(self, req: dict) -> Any:
         import torch
 
-        spec = importlib.util.spec_from_file_location(self.module_name, self.module_file)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"cannot load {self.module_file}")
-        module = importlib.util.module_from_spec(spec)
-        # Registered before exec so dataclasses and pickling-by-name work in the submission.
-        sys.modules[self.module_name] = module
-        spec.loader.exec_module(module)
+        if self.module_file.endswith(".ipynb"):
+            module = load_notebook(self.module_name, self.module_file)
+        else:
+            spec = importlib.util.spec_from_file_location(self.module_name, self.module_file)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot load {self.module_file}")
+            module = importlib.util.module_from_spec(spec)
+            # Registered before exec so dataclasses and pickling-by-name work in the submission.
+            sys.modules[self.module_name] = module
+            spec.loader.exec_module(module)
         self.module = module
         return {
             "python": sys.version.split()[0],
@@ -217,10 +224,46 @@ def _gradients(value: Any, wrt: list, grad_params: list, fn: Any, args: list,
     return {"grads": list(grads[: len(wrt)]), "param_grads": param_grads, "differentiable": True}
 
 
+def _cell_file(module_file: str, number: int) -> str:
+    return f"{module_file} [cell {number}]"
+
+
+def load_notebook(module_name: str, module_file: str) -> types.ModuleType:
+    """Run a submitted notebook's code cells (:mod:`torchgrade.nbcode` says which) in a fresh
+    module, each compiled under its own name, ``<file> [cell N]``, so that errors and
+    tracebacks point at the cell the student sees in Jupyter. A ``from __future__`` import
+    applies to the cells after it, as in one IPython session."""
+    from pathlib import Path
+
+    from torchgrade.nbcode import code_cells
+
+    path = Path(module_file)
+    cells = code_cells(path.read_bytes(), path.name)
+    module = types.ModuleType(module_name)
+    module.__file__ = module_file
+    # IPython's display() is a builtin in Jupyter; plain Python has none.
+    module.__dict__["display"] = lambda *objs, **kw: print(*(repr(o) for o in objs))
+    sys.modules[module_name] = module  # before exec, as for a .py file
+    flags = 0
+    for cell in cells:
+        name = _cell_file(module_file, cell.number)
+        linecache.cache[name] = (len(cell.source), None, cell.source.splitlines(True), name)
+        code = compile(cell.source, name, "exec", flags=flags, dont_inherit=True)
+        flags |= code.co_flags & _FUTURE_FLAGS
+        exec(code, module.__dict__)  # noqa: S102 - this process exists to run student code
+    return module
+
+
+_FUTURE_FLAGS = 0
+for _feature in __future__.all_feature_names:
+    _FUTURE_FLAGS |= getattr(__future__, _feature).compiler_flag
+
+
 def describe(exc: BaseException, module_file: str) -> dict[str, Any]:
     """An exception as plain data; the traceback keeps only the submission's own frames."""
     frames = traceback.extract_tb(exc.__traceback__)
-    own = [f for f in frames if f.filename == module_file]
+    cells = f"{module_file} [cell "  # a notebook's cells (load_notebook)
+    own = [f for f in frames if f.filename == module_file or f.filename.startswith(cells)]
     lines = traceback.format_list(own)
     text = "".join(lines)[-MAX_TRACEBACK_CHARS:]
     try:
