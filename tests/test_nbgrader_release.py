@@ -10,6 +10,7 @@ release twice, fetch_feedback as the student, and ``nbgrader export`` against th
 
 from __future__ import annotations
 
+import ast
 import csv
 import datetime as dt
 import json
@@ -35,6 +36,7 @@ from torchgrade.report import CheckResult, Report, write_report
 pytest.importorskip("nbgrader")
 from nbgrader import api  # noqa: E402 - only once nbgrader is known to be installed
 
+ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "toy"
 SECRET = "the hidden input was 4242"
 BIN = Path(sys.executable).parent
@@ -381,3 +383,102 @@ def test_release_with_the_real_nbgrader_cli_then_fetch_feedback_and_export(tmp_p
     for name, row in ours.items():
         assert float(exported[name]["score"]) == float(row["score"]), name
         assert float(exported[name]["max_score"]) == float(row["max_score"]), name
+
+
+# -- the whole path, with a real assignment -------------------------------------------------------
+def _function_source(file: Path, name: str) -> str:
+    text = file.read_text(encoding="utf-8")
+    node = next(n for n in ast.parse(text).body
+                if isinstance(n, ast.FunctionDef | ast.ClassDef) and n.name == name)
+    return ast.get_source_segment(text, node) + "\n"
+
+
+def _fill(released: Path, source: Path, replace: dict[str, str] | None = None) -> None:
+    """What a student does in Jupyter: every solution cell of the released notebook gets the
+    code of the source notebook's cell of the same grade_id (``replace``: other code)."""
+    answers = {c["metadata"]["nbgrader"]["grade_id"]: c["source"]
+               for c in json.loads(source.read_text(encoding="utf-8"))["cells"]
+               if c["metadata"].get("nbgrader", {}).get("solution")}
+    answers.update(replace or {})
+    nb = json.loads(released.read_text(encoding="utf-8"))
+    for c in nb["cells"]:
+        grade_id = c["metadata"].get("nbgrader", {}).get("grade_id")
+        if grade_id in answers:
+            c["source"] = answers[grade_id]
+    released.write_text(json.dumps(nb), encoding="utf-8")
+
+
+def _tamper(released: Path) -> None:
+    """The stub left as released, its test cells edited: points raised, checks replaced."""
+    nb = json.loads(released.read_text(encoding="utf-8"))
+    for c in nb["cells"]:
+        meta = c["metadata"].get("nbgrader", {})
+        if meta.get("grade"):
+            meta["points"] = 100
+            c["source"] = "pass  # nothing to see here\n"
+    released.write_text(json.dumps(nb), encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_nt_xent_notebooks_from_generate_assignment_to_export(tmp_path, capsys, empty_gradebook):
+    """The real path, with the real nbgrader CLI and the real nt_xent notebook: the instructor
+    runs generate_assignment and release_assignment; alice (the reference's code), bob (the
+    course text's loss) and carol (the stub, with its test cells edited to pass and to claim
+    100 points) fetch and submit; the instructor collects, runs `torchgrade grade` on
+    nbgrader's submitted/ folder and `torchgrade nbgrader release`; alice fetches her feedback;
+    `nbgrader export` gives the totals of torchgrade's class CSV."""
+    if shutil.which("nbgrader", path=str(BIN)) is None:
+        pytest.skip("nbgrader is not installed (requirements.txt has it)")
+    name = "nt_xent"
+    course = make_course(tmp_path, gradebook=empty_gradebook)
+    source = ROOT / "notebooks" / "source" / name / f"{name}.ipynb"
+    (course / "source" / name).mkdir(parents=True)
+    shutil.copyfile(source, course / "source" / name / f"{name}.ipynb")
+    _nbgrader((course, ["generate_assignment", name, "--force"]),
+              (course, ["release_assignment", name, "--force"]))
+    students = ("alice", "bob", "carol")
+    steps = []
+    for student in students:
+        (tmp_path / student).mkdir()
+        steps.append((tmp_path / student, ["fetch_assignment", name, *_as(tmp_path, student)]))
+    _nbgrader(*steps)
+    mine = {s: tmp_path / s / name / f"{name}.ipynb" for s in students}
+    _fill(mine["alice"], source)
+    course_text = _function_source(ROOT / "examples" / name / "course_text" / f"{name}.py",
+                                   "nt_xent_loss")
+    _fill(mine["bob"], source, {"nt_xent_loss": course_text})
+    _tamper(mine["carol"])
+    _nbgrader(*[(tmp_path / s, ["submit", name, *_as(tmp_path, s)]) for s in students],
+              (course, ["collect", name]))
+
+    reports = tmp_path / "reports"
+    grade = ["--root", str(ROOT), "grade", name, str(course / "submitted"), "--out",
+             str(reports), "--jobs", "2", "--skip-kind", "training"]
+    assert main(grade) == 0
+    graded = {s: json.loads((reports / s / f"{name}.json").read_text()) for s in students}
+    scores = {s: r["score"] for s, r in graded.items()}
+    # Graded without the training checks (left out of the reports): full marks are the rest.
+    assert scores["alice"] == graded["alice"]["max_score"] < 100, graded["alice"]
+    assert 0 < scores["bob"] < scores["alice"]
+    assert scores["carol"] == 0  # the edited test cells changed nothing
+    assert main(["--root", str(ROOT), "nbgrader", "release", name, "--course-dir", str(course),
+                 "--reports", str(reports)]) == 0
+    assert "released to the exchange: 3 student(s)" in capsys.readouterr().out
+
+    _nbgrader((tmp_path / "alice", ["fetch_feedback", name, *_as(tmp_path, "alice")]),
+              (course, ["export", "--to", str(tmp_path / "grades.csv")]))
+    page = next((tmp_path / "alice" / name / "feedback").glob(f"*/{name}.html"))
+    assert "feedback for alice" in page.read_text(encoding="utf-8")
+    with open(tmp_path / "grades.csv", newline="", encoding="utf-8") as fh:
+        exported = {row["student_id"]: float(row["score"]) for row in csv.DictReader(fh)
+                    if row["assignment"] == name}
+    with open(reports / f"{name}.csv", newline="", encoding="utf-8") as fh:
+        ours = {row["student"]: float(row["score"]) for row in csv.DictReader(fh)}
+    assert exported == ours == scores
+
+
+def _as(tmp_path: Path, student: str) -> list[str]:
+    """nbgrader's options for acting as ``student`` against the test's exchange."""
+    return [f"--student={student}", "--CourseDirectory.course_id=tgcourse",
+            f"--Exchange.root={tmp_path / 'exchange'}", "--Exchange.path_includes_course=False",
+            f"--Exchange.cache={tmp_path / (student + '-cache')}"]
