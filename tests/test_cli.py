@@ -90,11 +90,11 @@ def test_check_on_a_missing_file_exits_2_naming_the_path(tmp_path):
     assert "Traceback" not in out.stderr
 
 
-def test_check_on_a_file_that_is_not_python_exits_2(tmp_path):
-    notebook = tmp_path / "toy.ipynb"
-    notebook.write_text("{}", encoding="utf-8")
-    out = torchgrade("--root", TOY, "check", "toy", notebook)
-    assert out.returncode == 2 and ".py" in out.stderr
+def test_check_on_a_file_that_is_neither_python_nor_a_notebook_exits_2(tmp_path):
+    text = tmp_path / "toy.txt"
+    text.write_text("def scale(x, s):\n    return x * s\n", encoding="utf-8")
+    out = torchgrade("--root", TOY, "check", "toy", text)
+    assert out.returncode == 2 and ".py" in out.stderr and ".ipynb" in out.stderr
 
 
 def test_unknown_assignment_exits_2_naming_the_known_ones():

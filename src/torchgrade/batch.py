@@ -148,8 +148,11 @@ def _cached(path: Path, key: str) -> Report | None:
 
 
 def grade_one(assignment: Assignment, submissions: Path, student: str, out_dir: Path,
-              options: Options, fingerprint: str | None = None) -> Report:
-    """Grade one student, or reuse their report when neither submission nor grader changed."""
+              options: Options, fingerprint: str | None = None,
+              grade: Callable[..., Report] = grade_submission) -> Report:
+    """Grade one student, or reuse their report when neither submission nor grader changed.
+    ``grade`` grades one submission (``runner.grade_submission`` here, a Ray task with
+    ``ray_exec.RayExecutor.grade``)."""
     submission = find_submission(submissions / student, assignment)
     key = cache_key(fingerprint, submission, options) if fingerprint else ""
     if key:
@@ -157,7 +160,7 @@ def grade_one(assignment: Assignment, submissions: Path, student: str, out_dir: 
         if cached is not None:
             return dataclasses.replace(cached, extra={**cached.extra, "cached": True})
     try:
-        report = grade_submission(assignment, submission, student, options)
+        report = grade(assignment, submission, student, options)
     except Exception as exc:  # noqa: BLE001 - one broken grading never stops the batch
         report = _internal_error_report(assignment, student, options, exc)
     else:
@@ -172,7 +175,8 @@ def grade_one(assignment: Assignment, submissions: Path, student: str, out_dir: 
 def grade_batch(assignment: Assignment, submissions: Path, out_dir: Path, *,
                 options: Options, jobs: int = 1, students: list[str] | None = None,
                 progress: Callable[[int, int, Report], None] | None = None,
-                use_cache: bool = True) -> BatchResult:
+                use_cache: bool = True,
+                grade: Callable[..., Report] = grade_submission) -> BatchResult:
     """Grade ``students`` (default: every folder). With ``use_cache`` a student whose report
     was written for the same submission, grader and options is not graded again, so a killed
     batch resumes where it stopped and a re-run grades only what changed."""
@@ -185,7 +189,7 @@ def grade_batch(assignment: Assignment, submissions: Path, out_dir: Path, *,
     reports: list[Report] = []
     with cf.ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(grade_one, assignment, submissions, s, out_dir, options,
-                               fingerprint) for s in roster]
+                               fingerprint, grade) for s in roster]
         for fut in cf.as_completed(futures):
             report = fut.result()
             reports.append(report)

@@ -93,6 +93,15 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--shard", metavar="I/N", help="grade only shard I of N (e.g. 2/4), for "
                    "splitting a roster across CI jobs: each student is in exactly one shard, "
                    "chosen by a hash of the folder name")
+    g.add_argument("--executor", choices=("local", "docker", "ray"), default="local",
+                   help="where gradings run: local (default; worker processes in bubblewrap, "
+                   "--jobs at once), docker (the same, each worker in a container: "
+                   "--sandbox docker), ray (each submission a task on a Ray cluster, one CPU "
+                   "or, with --profile gpu, one GPU per task; see --ray-address)")
+    g.add_argument("--ray-address", metavar="HOST:PORT", help="the Ray cluster to use with "
+                   "--executor ray (`ray start --head` prints it); default: start a local "
+                   "cluster for this batch. Every node needs the course at $TORCHGRADE_ROOT "
+                   "(the ci/ runner image has it)")
     g.add_argument("--skip-kind", action="append", default=[], metavar="KIND", choices=KINDS,
                    help="leave checks of this kind out (repeatable), e.g. training for a quick "
                    "first pass: they are reported as skipped, worth no points")
@@ -363,13 +372,37 @@ def cmd_grade(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.submissions} has no student folders "
                          f"(expected {args.submissions}/<student>/{assignment.module}.py "
                          f"or <student>/{assignment.name}.ipynb)")
+    if args.executor == "docker":
+        if args.sandbox not in ("auto", "docker"):
+            raise UsageError(f"--executor docker runs every worker in a container; it cannot "
+                             f"be combined with --sandbox {args.sandbox}")
+        args.sandbox = "docker"
+    if args.ray_address and args.executor != "ray":
+        raise UsageError("--ray-address is for --executor ray")
     opts = Options(profile=args.profile, visibility=args.visibility, sandbox=args.sandbox,
                    skip_kinds=tuple(args.skip_kind))
-    print(f"grading {len(roster)} submission(s) of {assignment.name} with {args.jobs} job(s)",
-          file=sys.stderr, flush=True)
-    result = grade_batch(assignment, args.submissions, args.out, options=opts, jobs=args.jobs,
-                         students=roster, progress=progress_for(),
-                         use_cache=not args.no_cache)
+    grade, jobs, ray = None, args.jobs, None
+    if args.executor == "ray":
+        from torchgrade.ray_exec import RayExecutor, RayUnavailable
+
+        try:
+            ray = RayExecutor(args.ray_address, gpu=args.profile == "gpu",
+                              local_cpus=None if args.ray_address else args.jobs)
+        except RayUnavailable as exc:
+            raise UsageError(str(exc)) from exc
+        grade = ray.grade
+        slots = ray.cluster().get("GPU" if args.profile == "gpu" else "CPU", 1)
+        jobs = max(args.jobs, int(slots)) if args.ray_address else args.jobs
+        print(f"Ray cluster: {ray.cluster()}", file=sys.stderr, flush=True)
+    print(f"grading {len(roster)} submission(s) of {assignment.name} with {jobs} job(s)"
+          + (" on Ray" if ray else ""), file=sys.stderr, flush=True)
+    try:
+        result = grade_batch(assignment, args.submissions, args.out, options=opts, jobs=jobs,
+                             students=roster, progress=progress_for(),
+                             use_cache=not args.no_cache, **({"grade": grade} if grade else {}))
+    finally:
+        if ray is not None:
+            ray.close()
     width = max(len(r.student) for r in result.reports)
     print(f"\n{'student':<{width}}  score    passed failed error timeout")
     for r in result.reports:

@@ -47,6 +47,9 @@ class Options:
     # Import the submission into the grader process: no trust boundary at all. Only for
     # measuring what the boundary costs (benchmarks/); never for grading students.
     inprocess: bool = False
+    # Fork the grader process from a template that has imported torch and pytest
+    # (torchgrade.forkserver); False starts `python -m pytest` afresh (benchmarks compare).
+    forkserver: bool = True
 
 
 def sha256_file(path: Path | None) -> str:
@@ -94,7 +97,7 @@ def grade_submission(assignment: Assignment, submission: Path | None, student: s
         (tmpdir / "config.json").write_text(json.dumps(cfg))
         (tmpdir / "pytest.ini").write_text("[pytest]\n")
         log = tmpdir / "grader.log"
-        timed_out = _run_grader(assignment, tmpdir, log, run_id)
+        timed_out = _run_grader(assignment, tmpdir, log, run_id, options.forkserver)
         events = _read_events(results)
         grader_log = log.read_text(encoding="utf-8", errors="replace")[-4000:]
     collected = next((e["checks"] for e in events if e.get("event") == "collected"), None)
@@ -136,11 +139,14 @@ def _check_total(assignment: Assignment, collected: list[dict], options: Options
                           f"but its rubric says total_points = {assignment.total_points:g}")
 
 
-def _run_grader(assignment: Assignment, tmpdir: Path, log: Path, docker_run: str = "") -> bool:
+def _run_grader(assignment: Assignment, tmpdir: Path, log: Path, docker_run: str = "",
+                forkserver: bool = True) -> bool:
     """Run pytest over the grader suite; True when it had to be killed for time.
 
     ``docker_run`` labels the worker containers of this grading (``--sandbox docker``): any
-    still there when the grader is gone (killed for time) are removed."""
+    still there when the grader is gone (killed for time) are removed. With ``forkserver``
+    the grader process is forked from a template that has imported torch and pytest already
+    (torchgrade.forkserver), else started afresh (``python -m pytest``)."""
     cmd = [sys.executable, "-m", "pytest", str(assignment.grader_dir), "-p", "torchgrade.plugin",
            "--tg-config", str(tmpdir / "config.json"), "-c", str(tmpdir / "pytest.ini"),
            "--rootdir", str(assignment.grader_dir), "-p", "no:cacheprovider",
@@ -154,11 +160,24 @@ def _run_grader(assignment: Assignment, tmpdir: Path, log: Path, docker_run: str
         from torchgrade.docker_exec import RUN_ENV, remove_containers
 
         env[RUN_ENV] = docker_run
-        try:
-            return _wait_grader(cmd, env, tmpdir, log, assignment.submission_timeout_s)
-        finally:
+    wait = _fork_grader if forkserver else _wait_grader
+    try:
+        return wait(cmd, env, tmpdir, log, assignment.submission_timeout_s)
+    finally:
+        if docker_run:
             remove_containers(docker_run)
-    return _wait_grader(cmd, env, tmpdir, log, assignment.submission_timeout_s)
+
+
+def _fork_grader(cmd: list[str], env: dict[str, str], tmpdir: Path, log: Path,
+                 timeout_s: float) -> bool:
+    """The grader as a fork of the template that has imported torch and pytest already
+    (torchgrade.forkserver); started afresh if the template cannot be used."""
+    from torchgrade.forkserver import TemplateGone, run_grader
+
+    try:
+        return run_grader(cmd[cmd.index("pytest") + 1:], env, tmpdir, log, timeout_s)
+    except TemplateGone:
+        return _wait_grader(cmd, env, tmpdir, log, timeout_s)
 
 
 def _wait_grader(cmd: list[str], env: dict[str, str], tmpdir: Path, log: Path,
