@@ -506,6 +506,8 @@ def test_bad_arguments_hidden(student, eta):
         student.ddim_sample(rec, (2, 2), sched, num_steps=11, generator=_gen(0))
     with expect_raises("ValueError", what="ddpm_step with t=10 for T=10"):
         student.ddpm_step(torch.zeros(2, 2), 10, torch.zeros(2, 2), sched)
+    with expect_raises("ValueError", what="q_sample with t = [0, 10] for T=10"):
+        student.q_sample(torch.zeros(2, 2), torch.tensor([0, 10]), torch.zeros(2, 2), sched)
 
 
 @check(points=2, kind="robustness", catches="editing inputs in place (x_t -= ..., eps "

@@ -346,6 +346,14 @@ def test_mae_loss_matches_reference(student, reference):
             got = student.mae_loss(pred, imgs, mask, p, norm_pix_loss=norm)
             expect_tensor(got, want, what=f"mae_loss (N={n}, C={c}, grid {h}x{w}, p={p}, "
                           f"norm_pix_loss={norm})", rtol=1e-7, atol=1e-10)
+    pred, imgs, mask = _loss_inputs(4, 2, 1, 3, 3, 2)
+    mask.zero_()
+    mask[1, 4] = 1.0  # exactly one removed patch in the whole batch: a valid mask
+    for norm in (True, False):
+        want = reference.mae_loss(pred.clone(), imgs.clone(), mask.clone(), 2, norm)
+        got = student.mae_loss(pred, imgs, mask, 2, norm_pix_loss=norm)
+        expect_tensor(got, want, what=f"mae_loss with a mask removing exactly one patch "
+                      f"(norm_pix_loss={norm})", rtol=1e-7, atol=1e-10)
 
 
 @check(points=5, kind="value", catches=NORM_PIX)

@@ -51,6 +51,8 @@ def _gather(values, t, x):
     if torch.is_tensor(t) and t.ndim == 1:
         if len(t) != len(x) or t.is_floating_point():
             raise ValueError("t must be a [B] long tensor")
+        if bool(((t < 0) | (t >= len(values))).any()):
+            raise ValueError("t out of range")
         return values[t.cpu()].to(x).view(len(x), *([1] * (x.ndim - 1)))
     t = int(t)
     if not 0 <= t < len(values):
