@@ -14,7 +14,9 @@ import dataclasses
 import datetime as dt
 import hashlib
 import os
+import queue
 import re
+import subprocess
 import sys
 import time
 import traceback
@@ -186,6 +188,11 @@ def grade_batch(assignment: Assignment, submissions: Path, out_dir: Path, *,
     jobs = max(1, jobs)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     options = dataclasses.replace(options, threads=threads)
+    if options.profile == "gpu" and grade is grade_submission:
+        gpus = visible_gpus()
+        if gpus:  # one worker per GPU: never more gradings at once than GPUs
+            jobs = min(jobs, len(gpus))
+            grade = gpu_slots(grade, gpus)
     reports: list[Report] = []
     with cf.ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(grade_one, assignment, submissions, s, out_dir, options,
@@ -205,6 +212,38 @@ def grade_batch(assignment: Assignment, submissions: Path, out_dir: Path, *,
         summary_path = None
     return BatchResult(tuple(reports), csv_path, out_dir, time.monotonic() - started,
                        summary_path)
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs this machine lets us use: $CUDA_VISIBLE_DEVICES if set, else those
+    ``nvidia-smi -L`` lists (none where there is no NVIDIA driver)."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
+        return [d.strip() for d in os.environ["CUDA_VISIBLE_DEVICES"].split(",") if d.strip()]
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(out.stdout.splitlines())
+            if line.startswith("GPU ")] if out.returncode == 0 else []
+
+
+def gpu_slots(grade: Callable[..., Report], gpus: list[str]) -> Callable[..., Report]:
+    """``grade`` with one GPU per concurrent grading: each call takes a free GPU from
+    ``gpus``, grades with ``CUDA_VISIBLE_DEVICES`` set to it and gives it back."""
+    free: queue.Queue[str] = queue.Queue()
+    for gpu in gpus:
+        free.put(gpu)
+
+    def graded(assignment: Assignment, submission: Path | None, student: str,
+               options: Options) -> Report:
+        gpu = free.get()
+        try:
+            return grade(assignment, submission, student,
+                         dataclasses.replace(options, cuda_devices=gpu))
+        finally:
+            free.put(gpu)
+
+    return graded
 
 
 def _rate_eta(t0: float, done: int, total: int) -> tuple[float, float]:

@@ -85,8 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("submissions", type=Path, help="folder with one sub-folder per student "
                    "(nbgrader's submitted/ folder works as is)")
     g.add_argument("--out", type=Path, required=True, help="where reports are written")
-    g.add_argument("--jobs", "-j", type=int, default=1, help="submissions graded at once "
-                   "(default 1; about one per CPU core)")
+    g.add_argument("--jobs", "-j", type=int, default=None, help="submissions graded at once "
+                   "(about one per CPU core; default 1, or under --profile gpu one per GPU: "
+                   "each grading then gets a GPU of its own)")
     g.add_argument("--visibility", choices=("public", "all"), default="all",
                    help="which checks run (default: all, public and hidden)")
     g.add_argument("--student", action="append", help="grade only this student (repeatable)")
@@ -343,10 +344,13 @@ def cmd_grade(args: argparse.Namespace) -> int:
         in_shard,
         parse_shard,
         progress_for,
+        visible_gpus,
     )
     from torchgrade.runner import Options
 
     assignment = load(args.assignment, _root(args))
+    if args.jobs is None:
+        args.jobs = max(1, len(visible_gpus())) if args.profile == "gpu" else 1
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     try:

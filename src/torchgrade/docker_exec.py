@@ -270,7 +270,9 @@ def docker_argv(name: str, workdir: Path, limits: Limits, threads: int, gpu: boo
             "--env", "HOME=/tmp", "--env", "TMPDIR=/tmp", "--env", "LANG=C.UTF-8",
             "--env", f"OMP_NUM_THREADS={threads}", "--env", f"MKL_NUM_THREADS={threads}"]
     if gpu and gpus_available():
-        argv += ["--gpus", "all"]
+        # The GPU the batch gave this grading (batch.gpu_slots), else every GPU.
+        devices = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+        argv += ["--gpus", f'"device={devices}"' if devices else "all"]
     if image_runtime(image) == "host":
         argv += ["--env", "PATH=/usr/bin:/bin"] + _host_runtime_mounts()
     for entry in sorted(workdir.iterdir()):

@@ -50,6 +50,9 @@ class Options:
     # Fork the grader process from a template that has imported torch and pytest
     # (torchgrade.forkserver); False starts `python -m pytest` afresh (benchmarks compare).
     forkserver: bool = True
+    # The GPU(s) this grading may use (CUDA_VISIBLE_DEVICES of its grader and worker), set by
+    # the batch under the gpu profile so that concurrent gradings get one GPU each.
+    cuda_devices: str = ""
 
 
 def sha256_file(path: Path | None) -> str:
@@ -97,7 +100,8 @@ def grade_submission(assignment: Assignment, submission: Path | None, student: s
         (tmpdir / "config.json").write_text(json.dumps(cfg))
         (tmpdir / "pytest.ini").write_text("[pytest]\n")
         log = tmpdir / "grader.log"
-        timed_out = _run_grader(assignment, tmpdir, log, run_id, options.forkserver)
+        timed_out = _run_grader(assignment, tmpdir, log, run_id, options.forkserver,
+                                options.cuda_devices)
         events = _read_events(results)
         grader_log = log.read_text(encoding="utf-8", errors="replace")[-4000:]
     collected = next((e["checks"] for e in events if e.get("event") == "collected"), None)
@@ -140,7 +144,7 @@ def _check_total(assignment: Assignment, collected: list[dict], options: Options
 
 
 def _run_grader(assignment: Assignment, tmpdir: Path, log: Path, docker_run: str = "",
-                forkserver: bool = True) -> bool:
+                forkserver: bool = True, cuda_devices: str = "") -> bool:
     """Run pytest over the grader suite; True when it had to be killed for time.
 
     ``docker_run`` labels the worker containers of this grading (``--sandbox docker``): any
@@ -156,6 +160,8 @@ def _run_grader(assignment: Assignment, tmpdir: Path, log: Path, docker_run: str
            "--tb=no", "-o", "console_output_style=classic"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONHASHSEED": "0",
            "PYTHONDONTWRITEBYTECODE": "1"}
+    if cuda_devices:
+        env["CUDA_VISIBLE_DEVICES"] = cuda_devices
     if docker_run:
         from torchgrade.docker_exec import RUN_ENV, remove_containers
 

@@ -155,6 +155,8 @@ def _bwrap_argv(workdir: Path, limits: Limits, gpu: bool) -> list[str]:
             argv += ["--dev-bind-try", str(dev), str(dev)]
     argv += ["--chdir", SANDBOX_DIR, "--setenv", "HOME", "/tmp", "--setenv", "PATH",
              "/usr/bin:/bin", "--setenv", "TMPDIR", "/tmp"]
+    if gpu and os.environ.get("CUDA_VISIBLE_DEVICES"):  # the GPU the batch gave this grading
+        argv += ["--setenv", "CUDA_VISIBLE_DEVICES", os.environ["CUDA_VISIBLE_DEVICES"]]
     # bwrap's root and /dev are unsized tmpfs: read-only, so that only the sized /tmp,
     # /dev/shm and working directory take writes (else writing to / would fill host memory).
     argv += ["--remount-ro", "/dev", "--remount-ro", "/"]
@@ -275,6 +277,8 @@ def launch_worker(
         cmd = ["/bin/sh", "-c", f'{joins} && exec "$@"', "sh", *cmd]
     env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8",
            "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    if gpu and os.environ.get("CUDA_VISIBLE_DEVICES"):
+        env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]  # this grading's GPU
     proc = subprocess.Popen(
         cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, pass_fds=(rx, tx),
         cwd=str(workdir), env=env, start_new_session=True,
