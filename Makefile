@@ -28,6 +28,11 @@ $(STAMP): requirements.txt pyproject.toml
 	  echo "warning: could not install docker.io; the Docker executor's tests will skip"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
+	@# jsonschema's optional IRI checker (pulled in by jupyter-events' extra) builds a grammar
+	@# at import: 3-5 s of CPU in every process importing jsonschema (nbformat, each of Ray's
+	@# agents, slow enough that a Ray node fails its 15 s agent start-up on a busy 2-core
+	@# machine). jsonschema works without it; nothing here validates IRIs.
+	$(BIN)/python -m pip uninstall -q -y rfc3987-syntax
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 

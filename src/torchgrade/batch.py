@@ -294,7 +294,8 @@ def bar_progress(stream=sys.stderr, width: int = 24) -> Callable[[int, int, Repo
     return show
 
 
-def progress_for(stream=sys.stderr) -> Callable[[int, int, Report], None]:
+def progress_for(stream=None) -> Callable[[int, int, Report], None]:
     """A redrawn bar on a terminal, one plain line per submission otherwise (CI logs)."""
+    stream = sys.stderr if stream is None else stream  # the stderr of now, not of import
     isatty = getattr(stream, "isatty", None)
     return bar_progress(stream) if isatty is not None and isatty() else plain_progress(stream)
