@@ -37,7 +37,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@touch $(STAMP)
 
 # Every assignment with examples is graded into demo-reports/<assignment>/ (DEMO=nt_xent for one).
-DEMO ?= nt_xent vit_attention mae_masking ddpm_sampler wgan_gp
+DEMO ?= nt_xent vit_attention mae_masking ddpm_sampler wgan_gp video_action clip_search
 demo: install
 	@for a in $(DEMO); do \
 	  HF_HUB_OFFLINE=1 $(BIN)/torchgrade grade $$a examples/$$a --out demo-reports/$$a \
