@@ -38,6 +38,10 @@ class Assignment:
     # [audit] mutate: the reference's top-level functions/classes whose exact behaviour the
     # checks pin, so mutants are drawn there only (empty: the whole module).
     audit_mutate: tuple[str, ...] = ()
+    # [assignment] preload: modules the grader imports that are slow to import (transformers;
+    # "module:attribute" for a lazily loaded attribute): the grader template
+    # (torchgrade.forkserver) imports them once per batch, not once per grading.
+    preload: tuple[str, ...] = ()
 
     @property
     def grader_dir(self) -> Path:
@@ -110,6 +114,10 @@ def load(name: str, root: Path | None = None) -> Assignment:
     if not isinstance(mutate, list) or not all(isinstance(m, str) and m for m in mutate):
         raise AssignmentError(f"{rubric_path}: [audit] mutate must be a list of names of the "
                               "reference's top-level functions and classes")
+    preload = section.get("preload", [])
+    if not isinstance(preload, list) or not all(isinstance(m, str) and m for m in preload):
+        raise AssignmentError(f"{rubric_path}: [assignment] preload must be a list of module "
+                              "names (e.g. [\"transformers\"])")
     return Assignment(
         name=name,
         title=str(section.get("title", name)),
@@ -123,6 +131,7 @@ def load(name: str, root: Path | None = None) -> Assignment:
         limits=Limits(**{k: _whole(limits, k, rubric_path) for k in worker_limits}),
         budgets={str(k): dict(v) for k, v in profiles.items() if isinstance(v, dict)},
         audit_mutate=tuple(mutate),
+        preload=tuple(preload),
     )
 
 

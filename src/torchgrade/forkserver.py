@@ -6,8 +6,10 @@ so that no state crosses from one submission to the next. Started afresh, that p
 
 - :func:`serve` is the template. It runs in its own process (started with
   ``PYTHONHASHSEED=0``, like every grader), imports :data:`PRELOAD`, then reads requests, one
-  JSON line each, on stdin. For each it forks; the child becomes the grader (new session,
-  output into the grading's log, its environment and working directory, then
+  JSON line each, on stdin (a request may name more modules to import first, once: an
+  assignment's ``[assignment] preload``, such as transformers). For each it forks; the child
+  becomes the grader (new session, output into the grading's log, its environment and
+  working directory, then
   ``pytest.main``). It answers on stdout with the child's pid, and again with its exit status
   when it ends. It is single-threaded (it only forks, reaps and answers), and it exits when
   its stdin closes, that is, when the batch that started it is gone; its graders then see
@@ -61,6 +63,22 @@ def _grader(req: dict[str, Any]) -> int:
         sys.stderr.flush()
 
 
+def _preload(names: list[str]) -> None:
+    """Import what an assignment's rubric asks for (``[assignment] preload``) here, once,
+    so that every grader forked afterwards has it; a module that fails to import is left to
+    fail in the grader, where the error is reported."""
+    import importlib
+
+    for name in names:
+        module, _, attr = name.partition(":")  # "transformers:CLIPModel": a lazy attribute
+        try:
+            loaded = importlib.import_module(module)
+            if attr:
+                getattr(loaded, attr)
+        except Exception:  # noqa: BLE001 - the grader imports it again and reports
+            pass
+
+
 def serve() -> None:
     for name in PRELOAD:
         __import__(name)
@@ -96,6 +114,7 @@ def serve() -> None:
             while b"\n" in buffer:
                 line, buffer = buffer.split(b"\n", 1)
                 req = json.loads(line)
+                _preload(req.get("preload", ()))
                 pid = os.fork()
                 if pid == 0:
                     code = 70
@@ -165,7 +184,7 @@ class Template:
                 run.ended.set()
 
     def run(self, args: list[str], env: dict[str, str], cwd: Path, log: Path,
-            timeout_s: float) -> bool:
+            timeout_s: float, preload: tuple[str, ...] = ()) -> bool:
         """Fork one grader and wait for it; True when it had to be killed for time."""
         run = _Run()
         with self.lock:
@@ -174,7 +193,7 @@ class Template:
             self.next_id += 1
             self.runs[self.next_id] = run
             req = {"id": self.next_id, "args": args, "env": env, "cwd": str(cwd),
-                   "log": str(log)}
+                   "log": str(log), "preload": list(preload)}
             assert self.proc.stdin is not None
             try:
                 self.proc.stdin.write(json.dumps(req).encode() + b"\n")
@@ -208,9 +227,10 @@ def template() -> Template:
 
 
 def run_grader(args: list[str], env: dict[str, str], cwd: Path, log: Path,
-               timeout_s: float) -> bool:
-    """Run pytest with ``args`` as a fork of the template; True when killed for time."""
-    return template().run(args, env, cwd, log, timeout_s)
+               timeout_s: float, preload: tuple[str, ...] = ()) -> bool:
+    """Run pytest with ``args`` as a fork of the template (which first imports ``preload``,
+    once); True when killed for time."""
+    return template().run(args, env, cwd, log, timeout_s, preload)
 
 
 if __name__ == "__main__":

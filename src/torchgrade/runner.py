@@ -166,22 +166,25 @@ def _run_grader(assignment: Assignment, tmpdir: Path, log: Path, docker_run: str
         from torchgrade.docker_exec import RUN_ENV, remove_containers
 
         env[RUN_ENV] = docker_run
-    wait = _fork_grader if forkserver else _wait_grader
     try:
-        return wait(cmd, env, tmpdir, log, assignment.submission_timeout_s)
+        if forkserver:
+            return _fork_grader(cmd, env, tmpdir, log, assignment.submission_timeout_s,
+                                assignment.preload)
+        return _wait_grader(cmd, env, tmpdir, log, assignment.submission_timeout_s)
     finally:
         if docker_run:
             remove_containers(docker_run)
 
 
 def _fork_grader(cmd: list[str], env: dict[str, str], tmpdir: Path, log: Path,
-                 timeout_s: float) -> bool:
+                 timeout_s: float, preload: tuple[str, ...] = ()) -> bool:
     """The grader as a fork of the template that has imported torch and pytest already
     (torchgrade.forkserver); started afresh if the template cannot be used."""
     from torchgrade.forkserver import TemplateGone, run_grader
 
     try:
-        return run_grader(cmd[cmd.index("pytest") + 1:], env, tmpdir, log, timeout_s)
+        return run_grader(cmd[cmd.index("pytest") + 1:], env, tmpdir, log, timeout_s,
+                          preload)
     except TemplateGone:
         return _wait_grader(cmd, env, tmpdir, log, timeout_s)
 
