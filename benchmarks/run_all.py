@@ -361,7 +361,11 @@ def bench_batch(args: argparse.Namespace) -> dict[str, Any]:
 
     started, load0 = time.perf_counter(), load_avg()
     assignment = load(ASSIGNMENT, ROOT)
-    result: dict[str, Any] = {"batch_size": args.batch_size, "jobs": {}}
+    batch_options = Options(visibility="all", skip_kinds=tuple(args.batch_skip_kind),
+                            forkserver=not args.no_template)
+    result: dict[str, Any] = {"batch_size": args.batch_size, "jobs": {},
+                              "skip_kinds": args.batch_skip_kind,
+                              "grader_template": not args.no_template}
     walls: dict[int, float] = {}
     with tempfile.TemporaryDirectory(prefix="torchgrade-bench-") as tmp_s:
         tmp = Path(tmp_s)
@@ -380,8 +384,7 @@ def bench_batch(args: argparse.Namespace) -> dict[str, Any]:
             out = tmp / f"reports-j{jobs}"
             log(f"batch: {args.batch_size} submissions, jobs={jobs} ...")
             t0 = time.perf_counter()
-            res = grade_batch(assignment, subs, out, options=Options(visibility="all"),
-                              jobs=jobs)
+            res = grade_batch(assignment, subs, out, options=batch_options, jobs=jobs)
             wall = walls[jobs] = time.perf_counter() - t0
             per_kind: dict[str, Counter] = {}
             not_passed: Counter = Counter()
@@ -416,8 +419,7 @@ def bench_batch(args: argparse.Namespace) -> dict[str, Any]:
             # The same batch again over the same reports: nothing changed, so every report is
             # reused (the cost of a cached re-run: hashing, reading and re-validating reports).
             t0 = time.perf_counter()
-            again = grade_batch(assignment, subs, out, options=Options(visibility="all"),
-                                jobs=jobs)
+            again = grade_batch(assignment, subs, out, options=batch_options, jobs=jobs)
             result["jobs"][str(jobs)]["cached_rerun_s"] = round(time.perf_counter() - t0, 3)
             result["jobs"][str(jobs)]["cached_rerun_reused"] = sum(
                 bool(r.extra.get("cached")) for r in again.reports)
@@ -516,6 +518,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="submissions in the batch measurement")
     p.add_argument("--jobs", type=int, nargs="+", default=[1, 2],
                    help="--jobs values to grade the batch with")
+    p.add_argument("--batch-skip-kind", action="append", default=[], metavar="KIND",
+                   help="leave checks of this kind out of the batch measurement (e.g. "
+                   "training: 100 submissions with training take an hour per --jobs value)")
+    p.add_argument("--no-template", action="store_true",
+                   help="batch graders started afresh, not forked from the grader template")
     p.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS),
                    help="measure only these sections")
     p.add_argument("--out", type=Path, default=None,
