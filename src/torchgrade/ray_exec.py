@@ -10,8 +10,9 @@ gpu profile (one GPU per task). Everything else stays as on one machine:
   grades it with :func:`torchgrade.runner.grade_submission` in the node's own sandbox, and
   returns the report as plain JSON data;
 - each node must hold the course (graders/ and solutions/): the GPU runner image of ``ci/``
-  bakes it in at ``/course``. A task looks for it at ``$TORCHGRADE_ROOT`` on the node, else at
-  the path the batch used. A node without it fails that task with a report saying so.
+  bakes it in at ``/opt/torchgrade`` and sets ``$TORCHGRADE_ROOT`` to it. A task looks for it
+  at ``$TORCHGRADE_ROOT`` on the node, else at the path the batch used. A node without it
+  fails that task, and the batch writes that student a report saying so.
 
 ``--ray-address`` joins an existing cluster (``ray start --head`` on one machine, ``ray start
 --address=HEAD:PORT`` on the others); without it a local cluster is started for the batch.
