@@ -109,6 +109,13 @@ def make_course(tmp: Path, extra: str = "", gradebook: Path | None = None) -> Pa
     return course
 
 
+def _as(tmp_path: Path, student: str) -> list[str]:
+    """nbgrader's options for acting as ``student`` against the test's exchange."""
+    return [f"--student={student}", "--CourseDirectory.course_id=tgcourse",
+            f"--Exchange.root={tmp_path / 'exchange'}", "--Exchange.path_includes_course=False",
+            f"--Exchange.cache={tmp_path / (student + '-cache')}"]
+
+
 def fake_submission(course: Path, student: str, timestamp: str) -> None:
     """What `nbgrader collect` leaves in submitted/<student>/<assignment>/."""
     folder = course / "submitted" / student / ASSIGNMENT
@@ -340,10 +347,7 @@ def test_release_with_the_real_nbgrader_cli_then_fetch_feedback_and_export(tmp_p
     # alice goes through nbgrader: the assignment is released, she fetches and submits it.
     home = tmp_path / "alice"
     home.mkdir()
-    cache = f"--Exchange.cache={tmp_path / 'alice-cache'}"
-    student = ["--student=alice", "--CourseDirectory.course_id=tgcourse",
-               f"--Exchange.root={tmp_path / 'exchange'}", "--Exchange.path_includes_course"
-               "=False", cache]
+    student = _as(tmp_path, "alice")
     _nbgrader((course, ["release_assignment", ASSIGNMENT, "--force"]),
               (home, ["fetch_assignment", ASSIGNMENT, *student]),
               (home, ["submit", ASSIGNMENT, *student]),
@@ -476,9 +480,3 @@ def test_nt_xent_notebooks_from_generate_assignment_to_export(tmp_path, capsys, 
         ours = {row["student"]: float(row["score"]) for row in csv.DictReader(fh)}
     assert exported == ours == scores
 
-
-def _as(tmp_path: Path, student: str) -> list[str]:
-    """nbgrader's options for acting as ``student`` against the test's exchange."""
-    return [f"--student={student}", "--CourseDirectory.course_id=tgcourse",
-            f"--Exchange.root={tmp_path / 'exchange'}", "--Exchange.path_includes_course=False",
-            f"--Exchange.cache={tmp_path / (student + '-cache')}"]

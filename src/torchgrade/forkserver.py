@@ -149,9 +149,10 @@ class Template:
         self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, env=env, start_new_session=True)
         self.lock = threading.Lock()
-        self.runs: dict[int, _Run] = {}  # by request id, then also by pid
+        self.runs: dict[int, _Run] = {}  # by request id, until the template says its pid
+        # Then by pid. The template answers a request's pid in the loop turn that forks it and
+        # reaps only in a later turn, so a grader's exit never arrives before its pid.
         self.by_pid: dict[int, _Run] = {}
-        self.early: dict[int, int] = {}  # exits read before their pid was known
         self.next_id = 0
         threading.Thread(target=self._read, daemon=True, name="torchgrade-template").start()
 
@@ -168,16 +169,10 @@ class Template:
                     run.pid = msg["pid"]
                     self.by_pid[run.pid] = run
                     run.started.set()
-                    if run.pid in self.early:
-                        run.code = self.early.pop(run.pid)
-                        run.ended.set()
                 else:
-                    run = self.by_pid.pop(msg["exited"], None)
-                    if run is None:
-                        self.early[msg["exited"]] = msg["code"]
-                    else:
-                        run.code = msg["code"]
-                        run.ended.set()
+                    run = self.by_pid.pop(msg["exited"])
+                    run.code = msg["code"]
+                    run.ended.set()
         with self.lock:  # the template died: nobody is waiting for nothing
             for run in [*self.runs.values(), *self.by_pid.values()]:
                 run.started.set()

@@ -151,13 +151,13 @@ def _run_grader(assignment: Assignment, tmpdir: Path, log: Path, docker_run: str
     still there when the grader is gone (killed for time) are removed. With ``forkserver``
     the grader process is forked from a template that has imported torch and pytest already
     (torchgrade.forkserver), else started afresh (``python -m pytest``)."""
-    cmd = [sys.executable, "-m", "pytest", str(assignment.grader_dir), "-p", "torchgrade.plugin",
-           "--tg-config", str(tmpdir / "config.json"), "-c", str(tmpdir / "pytest.ini"),
-           "--rootdir", str(assignment.grader_dir), "-p", "no:cacheprovider",
-           # No conftest.py above the grader's own folder is ever loaded.
-           "--confcutdir", str(assignment.grader_dir),
-           "--import-mode=importlib", "-q", "-W", "ignore::DeprecationWarning",
-           "--tb=no", "-o", "console_output_style=classic"]
+    args = [str(assignment.grader_dir), "-p", "torchgrade.plugin",
+            "--tg-config", str(tmpdir / "config.json"), "-c", str(tmpdir / "pytest.ini"),
+            "--rootdir", str(assignment.grader_dir), "-p", "no:cacheprovider",
+            # No conftest.py above the grader's own folder is ever loaded.
+            "--confcutdir", str(assignment.grader_dir),
+            "--import-mode=importlib", "-q", "-W", "ignore::DeprecationWarning",
+            "--tb=no", "-o", "console_output_style=classic"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONHASHSEED": "0",
            "PYTHONDONTWRITEBYTECODE": "1"}
     if cuda_devices:
@@ -168,29 +168,30 @@ def _run_grader(assignment: Assignment, tmpdir: Path, log: Path, docker_run: str
         env[RUN_ENV] = docker_run
     try:
         if forkserver:
-            return _fork_grader(cmd, env, tmpdir, log, assignment.submission_timeout_s,
+            return _fork_grader(args, env, tmpdir, log, assignment.submission_timeout_s,
                                 assignment.preload)
-        return _wait_grader(cmd, env, tmpdir, log, assignment.submission_timeout_s)
+        return _wait_grader(args, env, tmpdir, log, assignment.submission_timeout_s)
     finally:
         if docker_run:
             remove_containers(docker_run)
 
 
-def _fork_grader(cmd: list[str], env: dict[str, str], tmpdir: Path, log: Path,
+def _fork_grader(args: list[str], env: dict[str, str], tmpdir: Path, log: Path,
                  timeout_s: float, preload: tuple[str, ...] = ()) -> bool:
-    """The grader as a fork of the template that has imported torch and pytest already
-    (torchgrade.forkserver); started afresh if the template cannot be used."""
+    """The grader (pytest with ``args``) as a fork of the template that has imported torch and
+    pytest already (torchgrade.forkserver); started afresh if the template cannot be used."""
     from torchgrade.forkserver import TemplateGone, run_grader
 
     try:
-        return run_grader(cmd[cmd.index("pytest") + 1:], env, tmpdir, log, timeout_s,
-                          preload)
+        return run_grader(args, env, tmpdir, log, timeout_s, preload)
     except TemplateGone:
-        return _wait_grader(cmd, env, tmpdir, log, timeout_s)
+        return _wait_grader(args, env, tmpdir, log, timeout_s)
 
 
-def _wait_grader(cmd: list[str], env: dict[str, str], tmpdir: Path, log: Path,
+def _wait_grader(args: list[str], env: dict[str, str], tmpdir: Path, log: Path,
                  timeout_s: float) -> bool:
+    """The grader started afresh: ``python -m pytest ARGS``."""
+    cmd = [sys.executable, "-m", "pytest", *args]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env,
                                 cwd=str(tmpdir), start_new_session=True)
