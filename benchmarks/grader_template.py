@@ -1,8 +1,12 @@
-"""What the grader template (torchgrade.forkserver) saves per submission.
+"""What the grader and worker templates save per submission.
 
-Grades the same submission N times one after another, alternating a grader forked from the
-template with a grader started afresh (``python -m pytest``), and prints the median wall time
-of each and the saving. The worker is a fresh sandboxed process in both modes.
+Grades the same submission N times one after another, rotating three modes, and prints the
+median wall time of each:
+
+- ``both``: the grader forked from the grader template (torchgrade.forkserver) and its
+  workers forked from the worker template (torchgrade.worker_template), the default;
+- ``grader``: the grader forked from its template, every worker a fresh bubblewrap process;
+- ``fresh``: the grader started afresh (``python -m pytest``) and fresh workers.
 
     .venv/bin/python benchmarks/grader_template.py                      # nt_xent, public checks
     .venv/bin/python benchmarks/grader_template.py --assignment toy --root tests/toy_course
@@ -39,28 +43,33 @@ def main() -> int:
                    "grader_template.json")
     args = p.parse_args()
     a = load(args.assignment, args.root)
-    times: dict[str, list[float]] = {"template": [], "fresh": []}
-    scores = set()
-    # One grading first, so that the template is running (its start is paid once per batch).
+    modes = ("both", "grader", "fresh")
+    times: dict[str, list[float]] = {m: [] for m in modes}
+    scores, levels = set(), {}
+    # One grading first, so that the templates run (their start is paid once per batch).
     grade_submission(a, a.solution_file, "warm-up", Options(visibility=args.visibility))
     for i in range(args.repeats):
-        for mode in ("template", "fresh") if i % 2 == 0 else ("fresh", "template"):
+        for mode in modes[i % 3:] + modes[:i % 3]:
             opts = Options(visibility=args.visibility, skip_kinds=tuple(args.skip_kind),
-                           forkserver=mode == "template")
+                           forkserver=mode != "fresh", worker_template=mode == "both")
             t0 = time.perf_counter()
             report = grade_submission(a, a.solution_file, f"{mode}-{i}", opts)
             times[mode].append(time.perf_counter() - t0)
             scores.add(report.score)
+            levels[mode] = report.sandbox
             print(f"{mode:8} {times[mode][-1]:6.2f} s  score {report.score:g}", flush=True)
     result = {
         "assignment": a.name, "visibility": args.visibility, "skip_kinds": args.skip_kind,
-        "repeats": args.repeats, "scores": sorted(scores),
+        "repeats": args.repeats, "scores": sorted(scores), "sandbox": levels,
         "median_s": {m: round(statistics.median(v), 2) for m, v in times.items()},
         "all_s": {m: [round(x, 2) for x in v] for m, v in times.items()},
         "load_after": list(os.getloadavg()), "cpus": os.cpu_count(),
     }
-    saved = result["median_s"]["fresh"] - result["median_s"]["template"]
-    result["saved_per_submission_s"] = round(saved, 2)
+    med = result["median_s"]
+    result["saved_per_submission_s"] = {
+        "grader_template": round(med["fresh"] - med["grader"], 2),
+        "worker_template": round(med["grader"] - med["both"], 2),
+        "both": round(med["fresh"] - med["both"], 2)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(json.dumps({k: result[k] for k in ("median_s", "saved_per_submission_s", "scores",

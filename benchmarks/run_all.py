@@ -362,10 +362,12 @@ def bench_batch(args: argparse.Namespace) -> dict[str, Any]:
     started, load0 = time.perf_counter(), load_avg()
     assignment = load(ASSIGNMENT, ROOT)
     batch_options = Options(visibility="all", skip_kinds=tuple(args.batch_skip_kind),
-                            forkserver=not args.no_template)
+                            forkserver=not args.no_template,
+                            worker_template=not args.no_worker_template)
     result: dict[str, Any] = {"batch_size": args.batch_size, "jobs": {},
                               "skip_kinds": args.batch_skip_kind,
-                              "grader_template": not args.no_template}
+                              "grader_template": not args.no_template,
+                              "worker_template": not args.no_worker_template}
     walls: dict[int, float] = {}
     with tempfile.TemporaryDirectory(prefix="torchgrade-bench-") as tmp_s:
         tmp = Path(tmp_s)
@@ -523,6 +525,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "training: 100 submissions with training take an hour per --jobs value)")
     p.add_argument("--no-template", action="store_true",
                    help="batch graders started afresh, not forked from the grader template")
+    p.add_argument("--no-worker-template", action="store_true",
+                   help="batch workers started afresh by bubblewrap, not forked from the "
+                   "worker template")
     p.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS),
                    help="measure only these sections")
     p.add_argument("--out", type=Path, default=None,

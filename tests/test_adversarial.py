@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 
 import torchgrade
+from torchgrade import worker_template
 from torchgrade.assignment import load
 from torchgrade.batch import BatchResult, grade_batch
 from torchgrade.report import Report, read_report
@@ -221,6 +222,10 @@ def test_honest_submission_in_the_same_batch_gets_full_marks(attacks: AttackRun)
     assert honest.score == honest.max_score == 10, _statuses(honest)
     if BWRAP:
         assert honest.sandbox.startswith("bwrap"), honest.sandbox
+    # Where the worker template runs, every attack here was graded by workers forked from it.
+    if BWRAP and not worker_template.unavailable_why():
+        assert all("+template+" in r.sandbox for r in attacks.reports.values()), \
+            {n: r.sandbox for n, r in attacks.reports.items()}
 
 
 def test_every_student_has_a_valid_report_file_and_a_csv_row(attacks: AttackRun) -> None:

@@ -284,6 +284,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="worker isolation: auto (bubblewrap when it works here), bwrap "
                    "(required), docker (each worker in a container: see `torchgrade docker "
                    "--help`), none (rlimits only)")
+    p.add_argument("--fresh-workers", action="store_true", help="start every student worker "
+                   "afresh under bubblewrap instead of forking it from the worker template "
+                   "(which imported torch once; see README, Start-up); slower, for comparison")
     p.add_argument("--docker-image", metavar="IMAGE", help="worker image for --sandbox docker "
                    "(default: $TORCHGRADE_DOCKER_IMAGE, else torchgrade-runner:local)")
 
@@ -312,7 +315,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"torchgrade {__version__}: public checks of {assignment.name} on {file}",
           flush=True)
     opts = Options(profile=args.profile, visibility="public", sandbox=args.sandbox,
-                   threads=max(1, os.cpu_count() or 1))
+                   threads=max(1, os.cpu_count() or 1), worker_template=not args.fresh_workers)
     report = grade_submission(assignment, file, "you", opts)
     if args.json is not None:
         from torchgrade.report import write_report
@@ -384,7 +387,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
     if args.ray_address and args.executor != "ray":
         raise UsageError("--ray-address is for --executor ray")
     opts = Options(profile=args.profile, visibility=args.visibility, sandbox=args.sandbox,
-                   skip_kinds=tuple(args.skip_kind))
+                   skip_kinds=tuple(args.skip_kind), worker_template=not args.fresh_workers)
     grade, jobs, ray = None, args.jobs, None
     if args.executor == "ray":
         from torchgrade.ray_exec import RayExecutor, RayUnavailable

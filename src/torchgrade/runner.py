@@ -53,6 +53,10 @@ class Options:
     # The GPU(s) this grading may use (CUDA_VISIBLE_DEVICES of its grader and worker), set by
     # the batch under the gpu profile so that concurrent gradings get one GPU each.
     cuda_devices: str = ""
+    # Fork each sandboxed worker from a template that has imported torch (and the rubric's
+    # preload) once per batch, in namespaces of its own (torchgrade.worker_template); False
+    # starts every worker afresh under bubblewrap. Only with bubblewrap.
+    worker_template: bool = True
 
 
 def sha256_file(path: Path | None) -> str:
@@ -101,7 +105,7 @@ def grade_submission(assignment: Assignment, submission: Path | None, student: s
         (tmpdir / "pytest.ini").write_text("[pytest]\n")
         log = tmpdir / "grader.log"
         timed_out = _run_grader(assignment, tmpdir, log, run_id, options.forkserver,
-                                options.cuda_devices)
+                                options.cuda_devices, _worker_template(assignment, options))
         events = _read_events(results)
         grader_log = log.read_text(encoding="utf-8", errors="replace")[-4000:]
     collected = next((e["checks"] for e in events if e.get("event") == "collected"), None)
@@ -143,8 +147,20 @@ def _check_total(assignment: Assignment, collected: list[dict], options: Options
                           f"but its rubric says total_points = {assignment.total_points:g}")
 
 
+def _worker_template(assignment: Assignment, options: Options) -> str:
+    """The socket of this process's worker template for the grading, or '' for workers
+    started afresh (asked so, no bubblewrap, or the template cannot run here)."""
+    if not options.worker_template or options.inprocess or options.sandbox not in ("auto",
+                                                                                  "bwrap"):
+        return ""
+    from torchgrade.worker_template import socket_for
+
+    return socket_for(options.profile == "gpu", assignment.preload)
+
+
 def _run_grader(assignment: Assignment, tmpdir: Path, log: Path, docker_run: str = "",
-                forkserver: bool = True, cuda_devices: str = "") -> bool:
+                forkserver: bool = True, cuda_devices: str = "",
+                worker_template: str = "") -> bool:
     """Run pytest over the grader suite; True when it had to be killed for time.
 
     ``docker_run`` labels the worker containers of this grading (``--sandbox docker``): any
@@ -162,6 +178,9 @@ def _run_grader(assignment: Assignment, tmpdir: Path, log: Path, docker_run: str
            "PYTHONDONTWRITEBYTECODE": "1"}
     if cuda_devices:
         env["CUDA_VISIBLE_DEVICES"] = cuda_devices
+    env.pop("TORCHGRADE_WORKER_TEMPLATE", None)
+    if worker_template:
+        env["TORCHGRADE_WORKER_TEMPLATE"] = worker_template
     if docker_run:
         from torchgrade.docker_exec import RUN_ENV, remove_containers
 

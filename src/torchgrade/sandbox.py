@@ -6,6 +6,10 @@ Levels, strongest first, combined where available:
   worker sees the Python install, the torchgrade engine (read-only), a tmpfs ``/tmp`` and a
   tmpfs working directory holding only the submission file; never ``graders/``,
   ``solutions/``, the reports or the network. All capabilities are dropped.
+- ``template``: with ``bwrap``, the worker was forked from the batch's worker template (a
+  bubblewrap sandbox that imported torch once) and gave itself new namespaces, fresh tmpfs
+  mounts, its own ``/proc`` and no capabilities before any student code ran
+  (``worker_template.py``).
 - ``cgroup``: a cgroup (v1 or v2) per worker capping its process count and memory, so a fork
   bomb or a memory bomb is contained and every process of the worker can be killed.
 - ``rlimits``: set by the worker itself before it imports the submission (CPU time, address
@@ -81,6 +85,8 @@ class Launch:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
+        if hasattr(self.process, "close"):  # a worker from the template: its pidfds, socket
+            self.process.close()
         for cg in self.cgroups:
             _kill_cgroup(cg)
             try:
@@ -264,6 +270,12 @@ def launch_worker(
                      "nproc": None if use_bwrap else limits.nproc,
                      "drop_to": NOBODY if not use_bwrap and _can_drop_to_nobody(workdir)
                      else None}
+    template = os.environ.get("TORCHGRADE_WORKER_TEMPLATE", "") if use_bwrap else ""
+    if template:
+        launched = _launch_from_template(template, module_name, workdir, rx, tx, out, limits,
+                                         threads, gpu, worker_limits)
+        if launched is not None:
+            return launched
     code = (f"import sys; sys.path.insert(0, {str(_engine_dir().parent)!r}); "
             "from torchgrade.worker import main; main()")
     cmd = [sys.executable, "-I", "-u", "-c", code, "--module-name", module_name,
@@ -292,3 +304,31 @@ def launch_worker(
     if worker_limits["drop_to"] is not None:
         level.append("uid")
     return Launch(proc, "+".join(level), cgroups)
+
+
+def _launch_from_template(path: str, module_name: str, workdir: Path, rx: int, tx: int,
+                          out: int, limits: Limits, threads: int, gpu: bool,
+                          worker_limits: dict) -> Launch | None:
+    """A worker forked from the batch's worker template (``worker_template.py``), moved into
+    its cgroups before it runs anything of the student's; None when the template cannot, and
+    the caller then starts one afresh."""
+    from torchgrade.worker_template import TemplateUnavailable, launch
+
+    cuda = os.environ.get("CUDA_VISIBLE_DEVICES", "") if gpu else ""
+    try:
+        proc = launch(path, module_name=module_name,
+                      file=workdir / worker_file_name(workdir, module_name), rx=rx, tx=tx,
+                      out=out, tmpfs_bytes=limits.tmpfs_mb * 1024 * 1024, threads=threads,
+                      limits=worker_limits, cuda_devices=cuda)
+    except TemplateUnavailable:
+        return None
+    cgroups = _cgroup_dirs(limits)
+    worker = str(proc.worker_pid())
+    for cg in list(cgroups):
+        try:
+            (cg / "cgroup.procs").write_text(worker)
+        except OSError:  # not joined: not claimed in the level either
+            cgroups.remove(cg)
+            cg.rmdir()
+    level = ["bwrap", "template", *(["cgroup"] if cgroups else []), "rlimits"]
+    return Launch(proc, "+".join(level), cgroups)  # type: ignore[arg-type]

@@ -326,17 +326,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--limits", default="{}", help="JSON: cpu_s, memory_mb, ...")
     ns = parser.parse_args(argv)
-    limits = json.loads(ns.limits)
+    run(ns.module_name, ns.module_file, ns.rx, ns.tx, ns.threads, json.loads(ns.limits))
+
+
+def run(module_name: str, module_file: str, rx_fd: int, tx_fd: int, threads: int,
+        limits: dict[str, Any]) -> None:
+    """Serve the grader over fds ``rx_fd``/``tx_fd``: a fresh worker (:func:`main`) or one
+    forked from the worker template (``worker_template.py``) once its sandbox is set up."""
     apply_limits(limits)
     # The channel may be stdin/stdout (--rx 0 --tx 1: a worker in a container, which cannot be
     # handed other fds): it moves to fresh fds, and fd 1 then joins fd 2, so that the student's
     # prints go to the capped output and never into the reply stream.
-    rx_fd, tx_fd = os.dup(ns.rx), os.dup(ns.tx)
-    for fd in {ns.rx, ns.tx} - {0, 1, 2}:
+    rx_new, tx_new = os.dup(rx_fd), os.dup(tx_fd)
+    for fd in {rx_fd, tx_fd} - {0, 1, 2}:
         os.close(fd)
-    rx = os.fdopen(rx_fd, "rb", buffering=1 << 16)
-    tx = os.fdopen(tx_fd, "wb", buffering=1 << 16)
-    if 1 in (ns.rx, ns.tx):
+    rx = os.fdopen(rx_new, "rb", buffering=1 << 16)
+    tx = os.fdopen(tx_new, "wb", buffering=1 << 16)
+    if 1 in (rx_fd, tx_fd):
         os.dup2(2, 1)
     # Students read stdin at their peril: it is empty.
     devnull = os.open(os.devnull, os.O_RDONLY)
@@ -344,12 +350,11 @@ def main(argv: list[str] | None = None) -> None:
     sys.dont_write_bytecode = True
     import torch
 
-    torch.set_num_threads(max(1, ns.threads))
+    torch.set_num_threads(max(1, threads))
     seed_everything(0)
     reply_mb = limits.get("reply_mb")
     max_reply = int(reply_mb) * 1024 * 1024 if reply_mb else protocol.MAX_FRAME_BYTES
-    Worker(ns.module_name, ns.module_file, max_reply).serve(rx, tx)
-
+    Worker(module_name, module_file, max_reply).serve(rx, tx)
 
 if __name__ == "__main__":
     main()
