@@ -325,7 +325,9 @@ def serve(listen_fd: int, preload: list[str]) -> None:
                 return  # the batch is gone
             for pid, conn in list(leases.items()):
                 if conn.fileno() in ready and not _still_leased(conn):
-                    _kill(pid)  # its grader is gone
+                    _kill(pid)  # its grader is gone; nobody to tell when it ends
+                    del leases[pid]
+                    conn.close()
             if listener.fileno() in ready:
                 conn, _ = listener.accept()
                 closing = [listener.fileno(), wake_r, wake_w, stdin, status.fileno(),
@@ -379,6 +381,7 @@ def _answer(conn: socket.socket, closing: list[int]) -> int:
     (0 when refused)."""
     conn.settimeout(30)
     fds: list[int] = []
+    pid = 0
     try:
         msg, fds, _, _ = socket.recv_fds(conn, 1 << 16, 4)
         req = json.loads(msg)
@@ -396,6 +399,8 @@ def _answer(conn: socket.socket, closing: list[int]) -> int:
     except Exception as exc:  # noqa: BLE001 - told to the grader, which starts afresh
         for fd in fds:
             os.close(fd)
+        if pid:
+            _kill(pid)  # forked, but its grader cannot have it
         try:
             conn.send(json.dumps({"ok": False, "why": f"{type(exc).__name__}: {exc}"}).encode())
         except OSError:
