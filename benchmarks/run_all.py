@@ -176,7 +176,8 @@ def bench_latency(args: argparse.Namespace) -> dict[str, Any]:
 
 # -- 2. per-submission overhead of the boundary -----------------------------------------------
 OVERHEAD_MODES: dict[str, dict[str, Any]] = {
-    "bwrap": {"sandbox": "bwrap"},
+    "bwrap": {"sandbox": "bwrap"},  # workers forked from the worker template (the default)
+    "bwrap_fresh": {"sandbox": "bwrap", "worker_template": False},
     "none": {"sandbox": "none"},
     "inprocess": {"inprocess": True},
 }
@@ -188,7 +189,7 @@ def bench_overhead(args: argparse.Namespace) -> dict[str, Any]:
 
     started, load0 = time.perf_counter(), load_avg()
     assignment = load(ASSIGNMENT, ROOT)
-    modes = [m for m in OVERHEAD_MODES if m != "bwrap" or bwrap_available()]
+    modes = [m for m in OVERHEAD_MODES if not m.startswith("bwrap") or bwrap_available()]
     # The worker runs torch with Options.threads=1; the in-process grader would use every
     # core. One intra-op thread everywhere, so only the boundary differs.
     saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
@@ -300,15 +301,23 @@ def bench_startup(args: argparse.Namespace) -> dict[str, Any]:
         log(f"startup {name}: median {median(walls):.2f} s")
 
     assignment = load(ASSIGNMENT, ROOT)
-    modes = ["bwrap", "none"] if bwrap_available() else ["none"]
+    from torchgrade import worker_template
+
+    modes = ["template", "bwrap", "none"] if bwrap_available() else ["none"]
     z_i = torch.randn(8, 16, generator=torch.Generator().manual_seed(0))
     z_j = torch.randn(8, 16, generator=torch.Generator().manual_seed(1))
     calls = 50
     for mode in modes:
         launch, loaded, rtt, level = [], [], [], ""
+        # "template": forked from the worker template (started once, before timing); "bwrap":
+        # a fresh bubblewrap worker; "none": a fresh worker with rlimits only.
+        os.environ.pop(worker_template.ENV, None)
+        if mode == "template":
+            os.environ[worker_template.ENV] = worker_template.socket_for(False,
+                                                                        assignment.preload)
         for _ in range(n):
             client = WorkerClient(REFERENCE, assignment.module, limits=assignment.limits,
-                                  mode=mode, threads=1,
+                                  mode="none" if mode == "none" else "bwrap", threads=1,
                                   import_timeout_s=assignment.import_timeout_s)
             try:
                 t0 = time.perf_counter()
@@ -332,6 +341,7 @@ def bench_startup(args: argparse.Namespace) -> dict[str, Any]:
             "load1": load_avg()[0]}
         log(f"startup worker {mode} ({level}): start->loaded median {median(loaded):.2f} s, "
             f"call {statistics.median(rtt) * 1e3:.2f} ms")
+    os.environ.pop(worker_template.ENV, None)
     local = LocalStudent(_import_reference())
     local.nt_xent_loss(z_i, z_j, 0.5)
     direct = _call_times(lambda: local.nt_xent_loss(z_i, z_j, 0.5), calls * n)

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.skipif(not bwrap_available(),
 @pytest.fixture(scope="module")
 def template() -> str:
     path = worker_template.socket_for(False, ())
-    if not path:
+    if not path or worker_template.unavailable_why():
         pytest.skip(f"the worker template cannot run here: {worker_template.unavailable_why()}")
     return path
 
@@ -310,7 +310,8 @@ def test_the_template_exits_with_its_batch(tmp_path: Path) -> None:
         "import sys, time\n"
         f"sys.path.insert(0, {str(Path(worker_template.__file__).parent.parent)!r})\n"
         "from torchgrade import worker_template\n"
-        "print(worker_template.socket_for(False, ()), flush=True)\n"
+        "path = worker_template.socket_for(False, ())\n"
+        "print(path if not worker_template.unavailable_why() else '', flush=True)\n"
         "time.sleep(600)\n")
     batch = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     assert batch.stdout is not None
@@ -323,3 +324,22 @@ def test_the_template_exits_with_its_batch(tmp_path: Path) -> None:
     while any(Path(f"/proc/{p}").exists() for p in template) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert [p for p in template if Path(f"/proc/{p}").exists()] == []
+
+
+def test_a_template_that_died_is_replaced(tmp_path: Path) -> None:
+    """A template killed under a running batch: the next grading's request fails over to a
+    fresh worker (same grades), and the batch's next lookup starts a new template."""
+    assignment = load("toy", COURSE)
+    solution = COURSE / "solutions" / "toy" / "toy.py"
+    first = worker_template.socket_for(False, ())
+    assert first and not worker_template.unavailable_why()
+    tpl = next(t for t in worker_template._TEMPLATES.values() if t.path == first)
+    for pid in _descendants(tpl.proc.pid):  # a crash of the template inside bubblewrap
+        os.kill(pid, 9)
+    tpl.proc.wait(10)
+    with pytest.raises(worker_template.TemplateUnavailable):
+        Worker(first, "X = 1\n")
+    second = worker_template.socket_for(False, ())
+    assert second and second != first
+    report = grade_submission(assignment, solution, "s", Options())
+    assert report.score == report.max_score and "+template+" in report.sandbox

@@ -159,8 +159,9 @@ def _bwrap_argv(workdir: Path, limits: Limits, gpu: bool) -> list[str]:
     if gpu:
         for dev in sorted(Path("/dev").glob("nvidia*")):
             argv += ["--dev-bind-try", str(dev), str(dev)]
+    # PYTHONHASHSEED: the same set and dict order of strings on every run, as in the grader.
     argv += ["--chdir", SANDBOX_DIR, "--setenv", "HOME", "/tmp", "--setenv", "PATH",
-             "/usr/bin:/bin", "--setenv", "TMPDIR", "/tmp"]
+             "/usr/bin:/bin", "--setenv", "TMPDIR", "/tmp", "--setenv", "PYTHONHASHSEED", "0"]
     if gpu and os.environ.get("CUDA_VISIBLE_DEVICES"):  # the GPU the batch gave this grading
         argv += ["--setenv", "CUDA_VISIBLE_DEVICES", os.environ["CUDA_VISIBLE_DEVICES"]]
     # bwrap's root and /dev are unsized tmpfs: read-only, so that only the sized /tmp,
@@ -287,7 +288,7 @@ def launch_worker(
     if cgroups:
         joins = " && ".join(f"echo $$ > {cg}/cgroup.procs" for cg in cgroups)
         cmd = ["/bin/sh", "-c", f'{joins} && exec "$@"', "sh", *cmd]
-    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8",
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
            "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     if gpu and os.environ.get("CUDA_VISIBLE_DEVICES"):
         env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]  # this grading's GPU

@@ -205,7 +205,8 @@ def _worker(req: dict[str, Any], rx: int, tx: int, out: int, sub: int, pid_w: in
             os.close(out)
             os.chdir(SANDBOX_DIR)
             os.environ.clear()
-            os.environ.update({"HOME": "/tmp", "PATH": "/usr/bin:/bin", "TMPDIR": "/tmp"})
+            os.environ.update({"HOME": "/tmp", "PATH": "/usr/bin:/bin", "TMPDIR": "/tmp",
+                               "PYTHONHASHSEED": "0"})  # as a fresh worker's (sandbox.py)
             if req.get("cuda_devices"):  # this grading's GPU; CUDA is not initialised yet
                 os.environ["CUDA_VISIBLE_DEVICES"] = str(req["cuda_devices"])
             if req.get("probe"):
@@ -469,7 +470,7 @@ def launch(path: str, *, module_name: str, file: Path, rx: int, tx: int, out: in
            cuda_devices: str = "") -> TemplatedProcess:
     """Ask the template at ``path`` for a worker serving ``rx``/``tx`` for ``file``."""
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    conn.settimeout(60)
+    conn.settimeout(READY_TIMEOUT_S)  # a template still importing torch answers later
     sub = -1
     try:
         conn.connect(path)
@@ -520,31 +521,48 @@ class Template:
         code = (f"import sys; sys.path.insert(0, {str(_engine_dir().parent)!r}); "
                 "from torchgrade.worker_template import serve; "
                 f"serve({listener.fileno()}, {list(preload)!r})")
-        self.proc = subprocess.Popen(
-            [*argv, sys.executable, "-I", "-u", "-c", code], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, pass_fds=(listener.fileno(),),
-            env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"},
-            start_new_session=True)
+        self.log = self.folder / "template.log"
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [*argv, sys.executable, "-I", "-u", "-c", code], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=log, pass_fds=(listener.fileno(),),
+                env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"},
+                start_new_session=True)
         listener.close()
+        self.why = ""
+        self.ready = threading.Event()
+        # Graders may connect at once: the kernel queues them until the template has imported
+        # torch and accepts, so its start overlaps their own (a single `torchgrade check` pays
+        # no more than with a fresh worker). If it never gets ready, they are refused.
+        threading.Thread(target=self._await_ready, daemon=True,
+                         name="torchgrade-worker-template").start()
+
+    def _await_ready(self) -> None:
         assert self.proc.stdout is not None
         ready, _, _ = select.select([self.proc.stdout], [], [], READY_TIMEOUT_S)
         line = self.proc.stdout.readline() if ready else b""
         try:
             said = json.loads(line)
         except json.JSONDecodeError:
-            said = {"ready": False, "why": "the template did not start"}
-        self.why = "" if said.get("ready") else str(said.get("why") or "not ready")
-        if self.why:
+            last = self.log.read_text(errors="replace").strip().splitlines()[-1:]
+            said = {"ready": False, "why": "the template did not start"
+                    + (f": {last[0][:300]}" if last else "")}
+        why = "" if said.get("ready") else str(said.get("why") or "not ready")
+        if why:
+            self.why = why
             self.close()
+        self.ready.set()
 
     def alive(self) -> bool:
         return not self.why and self.proc.poll() is None
 
     def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()  # the template's signal to end, with its workers
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        for p in (self.folder / "socket", self.folder / "empty", self.folder):
+        for p in (self.folder / "socket", self.folder / "empty", self.log, self.folder):
             try:
                 p.rmdir() if p.is_dir() else p.unlink()
             except OSError:
@@ -570,6 +588,11 @@ def socket_for(gpu: bool, preload: tuple[str, ...] = ()) -> str:
         return tpl.path if tpl.alive() else ""
 
 
-def unavailable_why() -> str:
+def unavailable_why(wait: bool = True) -> str:
+    """Why templates could not run here ('' if they run); ``wait``: for those starting."""
     with _LOCK:
-        return "; ".join(t.why for t in _TEMPLATES.values() if t.why)
+        templates = list(_TEMPLATES.values())
+    for tpl in templates:
+        if wait:
+            tpl.ready.wait(READY_TIMEOUT_S)
+    return "; ".join(t.why for t in templates if t.why)
