@@ -208,7 +208,12 @@ def _overhead(args: argparse.Namespace, assignment: Any, modes: list[str], start
               load0: list[float]) -> dict[str, Any]:
     from torchgrade.runner import Options, grade_submission
 
+    from torchgrade import worker_template
+
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
+    # Templates start once per batch: started here, before timing, as in a batch's steady state.
+    if "bwrap" in modes and worker_template.socket_for(False, assignment.preload):
+        worker_template.unavailable_why()  # waits until it is ready
     for i in range(args.repeats):
         for mode in modes:
             la = load_avg()[0]
