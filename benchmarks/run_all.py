@@ -206,9 +206,8 @@ def bench_overhead(args: argparse.Namespace) -> dict[str, Any]:
 
 def _overhead(args: argparse.Namespace, assignment: Any, modes: list[str], started: float,
               load0: list[float]) -> dict[str, Any]:
-    from torchgrade.runner import Options, grade_submission
-
     from torchgrade import worker_template
+    from torchgrade.runner import Options, grade_submission
 
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
     # Templates start once per batch: started here, before timing, as in a batch's steady state.
