@@ -22,7 +22,7 @@ import pytest
 from torchgrade import protocol, worker_template
 from torchgrade.assignment import load
 from torchgrade.runner import Options, grade_submission
-from torchgrade.sandbox import Launch, Limits, bwrap_available, launch_worker
+from torchgrade.sandbox import Launch, Limits, _bwrap_argv, bwrap_available, launch_worker
 
 HERE = Path(__file__).resolve().parent
 COURSE = HERE / "toy_course"
@@ -95,7 +95,9 @@ facts = {
     "cap_amb": status("CapAmb"), "no_new_privs": status("NoNewPrivs"),
     "graders_visible": os.path.exists(%(graders)r), "stdin": os.read(0, 10).decode(),
 }
-for name in ("/proc/sys/kernel/hostname", "/proc/sysrq-trigger"):
+import sys
+for name in ("/proc/sys/kernel/hostname", "/proc/sysrq-trigger", sys.prefix + "/tg-probe",
+             os.path.dirname(os.__file__) + "/tg-probe"):
     try:
         with open(name, "w") as f:
             f.write("x")
@@ -123,7 +125,14 @@ def test_a_forked_worker_has_its_own_sandbox(template: str) -> None:
     assert facts["pid"] == 1 and facts["procs"] == ["1"], facts
     assert facts["uid"] == 65534 and facts["hostname"] == "sandbox"
     assert facts["cwd"] == "/sandbox" and facts["here"] == ["probe.py"]
-    assert facts["tmp"] == [] and facts["shm"] == []
+    # /tmp holds only the mount points of the Python install, when that lies under /tmp
+    # (a checkout there), exactly as a fresh bubblewrap worker's /tmp.
+    expected = {Path(p).parts[2] for p in
+                worker_template.keep_under_tmp(_bwrap_argv(HERE, Limits(), False))}
+    assert set(facts["tmp"]) == expected and facts["shm"] == [], (facts["tmp"], expected)
+    for name, said in facts.items():
+        if name.endswith("tg-probe"):
+            assert said != "written", name
     for cap in ("cap_eff", "cap_prm", "cap_bnd", "cap_amb"):
         assert int(facts[cap], 16) == 0, (cap, facts[cap])
     assert facts["no_new_privs"] == "1"

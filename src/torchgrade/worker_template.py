@@ -64,10 +64,15 @@ CLONE_NEWIPC, CLONE_NEWUSER = 0x08000000, 0x10000000
 CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 0x20, 0x1000, 0x4000, 0x40000
+MNT_DETACH = 2
 PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 # What bubblewrap's --proc makes read-only: knobs a uid mapped to the host's root could write.
 PROC_COVERED = ("sys", "sysrq-trigger", "irq", "bus")
+
+
+# Read-only binds of the template's sandbox that lie under /tmp (set by serve()).
+_KEEP_UNDER_TMP: list[str] = []
 
 
 class TemplateUnavailable(RuntimeError):
@@ -103,9 +108,23 @@ def _enter_namespaces(tmpfs_bytes: int) -> None:
     Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1")
     Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    for target in ("/tmp", "/dev/shm", SANDBOX_DIR):
+    for target in (SANDBOX_DIR, "/dev/shm"):
         _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV,
                f"size={tmpfs_bytes},mode=0755")
+    # The interpreter, the venv or the engine may live under /tmp (a checkout there), bound
+    # read-only into the template's /tmp: the fresh /tmp gets those binds again, and nothing
+    # else of the template's /tmp.
+    stage = f"{SANDBOX_DIR}/.template-tmp"
+    if _KEEP_UNDER_TMP:
+        os.mkdir(stage)
+        _mount("/tmp", stage, None, MS_BIND | MS_REC)
+    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmpfs_bytes},mode=0755")
+    if _KEEP_UNDER_TMP:
+        for path in _KEEP_UNDER_TMP:
+            os.makedirs(path, exist_ok=True)
+            _mount(stage + path[len("/tmp"):], path, None, MS_BIND | MS_REC)
+        _check(_libc.umount2(stage.encode(), MNT_DETACH), "umount the template's /tmp")
+        os.rmdir(stage)
 
 
 def _seal() -> None:
@@ -297,8 +316,10 @@ def _probe() -> str:
     return "" if code == 0 else f"the probe worker exited with status {code}"
 
 
-def serve(listen_fd: int, preload: list[str]) -> None:
-    """The template: import, probe, then fork a worker per connection until stdin closes."""
+def serve(listen_fd: int, preload: list[str], keep_under_tmp: list[str] = ()) -> None:
+    """The template: import, probe, then fork a worker per connection until stdin closes.
+    ``keep_under_tmp``: its read-only binds under /tmp, which each worker binds again."""
+    _KEEP_UNDER_TMP[:] = list(keep_under_tmp)
     for name in PRELOAD:
         __import__(name)
     _preload(preload)
@@ -520,7 +541,7 @@ class Template:
         argv[i:i + 2] = ["--bind", "/proc", "/proc"]
         code = (f"import sys; sys.path.insert(0, {str(_engine_dir().parent)!r}); "
                 "from torchgrade.worker_template import serve; "
-                f"serve({listener.fileno()}, {list(preload)!r})")
+                f"serve({listener.fileno()}, {list(preload)!r}, {keep_under_tmp(argv)!r})")
         self.log = self.folder / "template.log"
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
@@ -567,6 +588,17 @@ class Template:
                 p.rmdir() if p.is_dir() else p.unlink()
             except OSError:
                 pass
+
+
+def keep_under_tmp(argv: list[str]) -> list[str]:
+    """The read-only binds of a bubblewrap command line that lie under /tmp, outermost only."""
+    binds = sorted(argv[i + 2] for i, arg in enumerate(argv[:-2])
+                   if arg == "--ro-bind" and argv[i + 2].startswith("/tmp/"))
+    kept: list[str] = []
+    for path in binds:
+        if not any(path == k or path.startswith(k + "/") for k in kept):
+            kept.append(path)
+    return kept
 
 
 _TEMPLATES: dict[tuple[bool, tuple[str, ...]], Template] = {}
