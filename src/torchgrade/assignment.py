@@ -38,9 +38,10 @@ class Assignment:
     # [audit] mutate: the reference's top-level functions/classes whose exact behaviour the
     # checks pin, so mutants are drawn there only (empty: the whole module).
     audit_mutate: tuple[str, ...] = ()
-    # [assignment] preload: modules the grader imports that are slow to import (transformers;
-    # "module:attribute" for a lazily loaded attribute): the grader template
-    # (torchgrade.forkserver) imports them once per batch, not once per grading.
+    # [assignment] preload: modules that are slow to import (transformers; "module:attribute"
+    # for a lazily loaded attribute): the grader template (torchgrade.forkserver) and the
+    # worker template (torchgrade.worker_template) import them once per batch, not once per
+    # grading. Only trusted library or course code: every student worker inherits them.
     preload: tuple[str, ...] = ()
 
     @property

@@ -244,8 +244,11 @@ def _worker(req: dict[str, Any], rx: int, tx: int, out: int, sub: int, pid_w: in
             traceback.print_exc()
             code = 1
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
+            for stream in (sys.stdout, sys.stderr):  # perhaps replaced by student code
+                try:
+                    stream.flush()
+                except BaseException:  # noqa: BLE001, S110 - exiting regardless
+                    pass
             os._exit(code)
     os.close(sealed_w)
     for fd in (rx, tx, out):
