@@ -206,13 +206,13 @@ def bench_overhead(args: argparse.Namespace) -> dict[str, Any]:
 
 def _overhead(args: argparse.Namespace, assignment: Any, modes: list[str], started: float,
               load0: list[float]) -> dict[str, Any]:
-    from torchgrade import worker_template
     from torchgrade.runner import Options, grade_submission
 
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
-    # Templates start once per batch: started here, before timing, as in a batch's steady state.
-    if "bwrap" in modes and worker_template.socket_for(False, assignment.preload):
-        worker_template.unavailable_why()  # waits until it is ready
+    # The grader and worker templates start once per batch: one untimed public grading starts
+    # both here, so that the timed ones see a batch's steady state.
+    grade_submission(assignment, REFERENCE, "bench-warm-up",
+                     Options(visibility="public", threads=1))
     for i in range(args.repeats):
         for mode in modes:
             la = load_avg()[0]
