@@ -286,9 +286,10 @@ def _call_times(fn: Callable[[], Any], n: int) -> list[float]:
 def bench_startup(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
+    from torchgrade import worker_template
     from torchgrade.assignment import load
     from torchgrade.proxy import LocalStudent, StudentProxy, WorkerClient
-    from torchgrade.sandbox import bwrap_available
+    from torchgrade.sandbox import TEMPLATE_ENV, bwrap_available
 
     started, load0 = time.perf_counter(), load_avg()
     n = args.startup_repeats
@@ -305,8 +306,6 @@ def bench_startup(args: argparse.Namespace) -> dict[str, Any]:
         log(f"startup {name}: median {median(walls):.2f} s")
 
     assignment = load(ASSIGNMENT, ROOT)
-    from torchgrade import worker_template
-
     modes = ["template", "bwrap", "none"] if bwrap_available() else ["none"]
     z_i = torch.randn(8, 16, generator=torch.Generator().manual_seed(0))
     z_j = torch.randn(8, 16, generator=torch.Generator().manual_seed(1))
@@ -315,9 +314,9 @@ def bench_startup(args: argparse.Namespace) -> dict[str, Any]:
         launch, loaded, rtt, level = [], [], [], ""
         # "template": forked from the worker template (started once, before timing); "bwrap":
         # a fresh bubblewrap worker; "none": a fresh worker with rlimits only.
-        os.environ.pop(worker_template.ENV, None)
+        os.environ.pop(TEMPLATE_ENV, None)
         if mode == "template":
-            os.environ[worker_template.ENV] = worker_template.socket_for(False,
+            os.environ[TEMPLATE_ENV] = worker_template.socket_for(False,
                                                                         assignment.preload)
         for _ in range(n):
             client = WorkerClient(REFERENCE, assignment.module, limits=assignment.limits,
@@ -345,7 +344,7 @@ def bench_startup(args: argparse.Namespace) -> dict[str, Any]:
             "load1": load_avg()[0]}
         log(f"startup worker {mode} ({level}): start->loaded median {median(loaded):.2f} s, "
             f"call {statistics.median(rtt) * 1e3:.2f} ms")
-    os.environ.pop(worker_template.ENV, None)
+    os.environ.pop(TEMPLATE_ENV, None)
     local = LocalStudent(_import_reference())
     local.nt_xent_loss(z_i, z_j, 0.5)
     direct = _call_times(lambda: local.nt_xent_loss(z_i, z_j, 0.5), calls * n)

@@ -22,7 +22,14 @@ import pytest
 from torchgrade import protocol, worker_template
 from torchgrade.assignment import load
 from torchgrade.runner import Options, grade_submission
-from torchgrade.sandbox import Launch, Limits, _bwrap_argv, bwrap_available, launch_worker
+from torchgrade.sandbox import (
+    TEMPLATE_ENV,
+    Launch,
+    Limits,
+    _bwrap_argv,
+    bwrap_available,
+    launch_worker,
+)
 
 HERE = Path(__file__).resolve().parent
 COURSE = HERE / "toy_course"
@@ -267,7 +274,7 @@ def test_without_a_template_a_worker_starts_afresh(tmp_path: Path,
     workdir = tmp_path / "w"
     workdir.mkdir()
     (workdir / "probe.py").write_text("X = 1\n")
-    monkeypatch.setenv(worker_template.ENV, str(tmp_path / "no-such-socket"))
+    monkeypatch.setenv(TEMPLATE_ENV, str(tmp_path / "no-such-socket"))
     fds = [os.pipe() for _ in range(3)]
     launch: Launch = launch_worker(module_name="probe", workdir=workdir, rx=fds[0][0],
                                    tx=fds[1][1], out=fds[2][1], limits=Limits())

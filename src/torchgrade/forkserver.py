@@ -32,6 +32,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,10 +64,11 @@ def _grader(req: dict[str, Any]) -> int:
         sys.stderr.flush()
 
 
-def _preload(names: list[str]) -> None:
+def preload_modules(names: list[str] | tuple[str, ...]) -> None:
     """Import what an assignment's rubric asks for (``[assignment] preload``) here, once,
-    so that every grader forked afterwards has it; a module that fails to import is left to
-    fail in the grader, where the error is reported."""
+    so that every process forked afterwards has it (this template's graders, and the worker
+    template's workers); a module that fails to import is left to fail in the fork, where the
+    error is reported."""
     import importlib
 
     for name in names:
@@ -75,8 +77,20 @@ def _preload(names: list[str]) -> None:
             loaded = importlib.import_module(module)
             if attr:
                 getattr(loaded, attr)
-        except Exception:  # noqa: BLE001 - the grader imports it again and reports
+        except Exception:  # noqa: BLE001 - the fork imports it again and reports
             pass
+
+
+def reaped() -> Iterator[tuple[int, int]]:
+    """(pid, exit code) of every child of this process that has ended, without blocking."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        yield pid, os.waitstatus_to_exitcode(status)
 
 
 def serve() -> None:
@@ -98,14 +112,8 @@ def serve() -> None:
         ready, _, _ = select.select([requests, wake_r], [], [])
         if wake_r in ready:
             os.read(wake_r, 4096)
-            while True:
-                try:
-                    pid, status = os.waitpid(-1, os.WNOHANG)
-                except ChildProcessError:
-                    break
-                if pid == 0:
-                    break
-                answer({"exited": pid, "code": os.waitstatus_to_exitcode(status)})
+            for pid, code in reaped():
+                answer({"exited": pid, "code": code})
         if requests in ready:
             chunk = os.read(requests.fileno(), 1 << 16)
             if not chunk:
@@ -114,7 +122,7 @@ def serve() -> None:
             while b"\n" in buffer:
                 line, buffer = buffer.split(b"\n", 1)
                 req = json.loads(line)
-                _preload(req.get("preload", ()))
+                preload_modules(req.get("preload", ()))
                 pid = os.fork()
                 if pid == 0:
                     code = 70

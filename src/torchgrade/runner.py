@@ -25,7 +25,7 @@ from typing import Any, Literal
 import torchgrade
 from torchgrade.assignment import Assignment
 from torchgrade.report import CheckResult, Report
-from torchgrade.sandbox import Mode
+from torchgrade.sandbox import TEMPLATE_ENV, Mode
 
 Visibility = Literal["public", "all"]
 
@@ -178,9 +178,9 @@ def _run_grader(assignment: Assignment, tmpdir: Path, log: Path, docker_run: str
            "PYTHONDONTWRITEBYTECODE": "1"}
     if cuda_devices:
         env["CUDA_VISIBLE_DEVICES"] = cuda_devices
-    env.pop("TORCHGRADE_WORKER_TEMPLATE", None)
+    env.pop(TEMPLATE_ENV, None)
     if worker_template:
-        env["TORCHGRADE_WORKER_TEMPLATE"] = worker_template
+        env[TEMPLATE_ENV] = worker_template
     if docker_run:
         from torchgrade.docker_exec import RUN_ENV, remove_containers
 

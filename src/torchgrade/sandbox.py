@@ -39,6 +39,12 @@ import torchgrade
 Mode = Literal["auto", "bwrap", "docker", "none"]
 NOBODY = 65534
 SANDBOX_DIR = "/sandbox"
+# The whole environment of a sandboxed worker (fresh under bubblewrap, or forked from the worker
+# template). PYTHONHASHSEED: the same set and dict order of strings on every run, as in the
+# grader.
+WORKER_ENV = {"HOME": "/tmp", "PATH": "/usr/bin:/bin", "TMPDIR": "/tmp", "PYTHONHASHSEED": "0"}
+# Set in a grader's environment to the socket of its batch's worker template (worker_template.py).
+TEMPLATE_ENV = "TORCHGRADE_WORKER_TEMPLATE"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,9 +165,9 @@ def _bwrap_argv(workdir: Path, limits: Limits, gpu: bool) -> list[str]:
     if gpu:
         for dev in sorted(Path("/dev").glob("nvidia*")):
             argv += ["--dev-bind-try", str(dev), str(dev)]
-    # PYTHONHASHSEED: the same set and dict order of strings on every run, as in the grader.
-    argv += ["--chdir", SANDBOX_DIR, "--setenv", "HOME", "/tmp", "--setenv", "PATH",
-             "/usr/bin:/bin", "--setenv", "TMPDIR", "/tmp", "--setenv", "PYTHONHASHSEED", "0"]
+    argv += ["--chdir", SANDBOX_DIR]
+    for name, value in WORKER_ENV.items():
+        argv += ["--setenv", name, value]
     if gpu and os.environ.get("CUDA_VISIBLE_DEVICES"):  # the GPU the batch gave this grading
         argv += ["--setenv", "CUDA_VISIBLE_DEVICES", os.environ["CUDA_VISIBLE_DEVICES"]]
     # bwrap's root and /dev are unsized tmpfs: read-only, so that only the sized /tmp,
@@ -271,7 +277,7 @@ def launch_worker(
                      "nproc": None if use_bwrap else limits.nproc,
                      "drop_to": NOBODY if not use_bwrap and _can_drop_to_nobody(workdir)
                      else None}
-    template = os.environ.get("TORCHGRADE_WORKER_TEMPLATE", "") if use_bwrap else ""
+    template = os.environ.get(TEMPLATE_ENV, "") if use_bwrap else ""
     if template:
         launched = _launch_from_template(template, module_name, workdir, rx, tx, out, limits,
                                          threads, gpu, worker_limits)

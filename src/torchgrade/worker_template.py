@@ -54,9 +54,17 @@ import threading
 from pathlib import Path
 from typing import Any
 
-ENV = "TORCHGRADE_WORKER_TEMPLATE"  # the socket path, in the graders' environment
+from torchgrade.forkserver import preload_modules, reaped
+from torchgrade.sandbox import (
+    SANDBOX_DIR,
+    WORKER_ENV,
+    Limits,
+    _bwrap_argv,
+    _engine_dir,
+    bwrap_available,
+)
+
 PRELOAD = ("torch", "numpy", "torchgrade.worker", "torchgrade.protocol", "torchgrade.nbcode")
-SANDBOX_DIR = "/sandbox"
 READY_TIMEOUT_S = 300.0  # import torch (and a preload such as transformers) on a busy host
 
 CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS = 0x00020000, 0x02000000, 0x04000000
@@ -224,8 +232,7 @@ def _worker(req: dict[str, Any], rx: int, tx: int, out: int, sub: int, pid_w: in
             os.close(out)
             os.chdir(SANDBOX_DIR)
             os.environ.clear()
-            os.environ.update({"HOME": "/tmp", "PATH": "/usr/bin:/bin", "TMPDIR": "/tmp",
-                               "PYTHONHASHSEED": "0"})  # as a fresh worker's (sandbox.py)
+            os.environ.update(WORKER_ENV)  # as a fresh worker's
             if req.get("cuda_devices"):  # this grading's GPU; CUDA is not initialised yet
                 os.environ["CUDA_VISIBLE_DEVICES"] = str(req["cuda_devices"])
             if req.get("probe"):
@@ -258,35 +265,24 @@ def _worker(req: dict[str, Any], rx: int, tx: int, out: int, sub: int, pid_w: in
     os.write(pid_w, str(pid).encode() if sealed == b"1" else sealed or b"!the worker died")
     os.close(pid_w)
     _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code  # killed by N: 128 + N, as bubblewrap says
+    return _as_bwrap_says(os.waitstatus_to_exitcode(status))
+
+
+def _as_bwrap_says(code: int) -> int:
+    """An exit code as bubblewrap reports its command's: killed by signal N is 128 + N."""
+    return 128 - code if code < 0 else code
 
 
 # -- the template process ------------------------------------------------------------------------
-def _preload(names: list[str]) -> None:
-    import importlib
-
-    for name in names:
-        module, _, attr = name.partition(":")
-        try:
-            loaded = importlib.import_module(module)
-            if attr:
-                getattr(loaded, attr)
-        except Exception:  # noqa: BLE001 - the worker imports it again and reports
-            pass
-
-
-def _fork_worker(req: dict[str, Any], fds: list[int], closing: list[int]) -> tuple[int, int]:
+def _fork_worker(req: dict[str, Any], fds: list[int]) -> tuple[int, int]:
     """Fork one worker (this takes ``fds``: rx, tx, out, submission); returns the forked
-    child's pid and the worker's (pid 1 of its namespace), both as this process sees them."""
+    child's pid and the worker's (pid 1 of its namespace), both as this process sees them.
+    The child closes every other descriptor of the template first (``_close_other_fds``)."""
     pid_r, pid_w = os.pipe()
     pid = os.fork()
     if pid == 0:
         code = 70
         try:
-            for fd in closing:
-                os.close(fd)
-            os.close(pid_r)
             code = _worker(req, *fds, pid_w)
         finally:
             os._exit(code)
@@ -310,7 +306,7 @@ def _probe() -> str:
     fds = [os.open(os.devnull, os.O_RDONLY) for _ in range(4)]
     try:
         pid, _ = _fork_worker({"probe": True, "tmpfs_bytes": 1 << 20, "file_name": "probe.py"},
-                              fds, [])
+                              fds)
     except TemplateUnavailable as exc:
         os.wait()
         return str(exc)
@@ -319,13 +315,13 @@ def _probe() -> str:
     return "" if code == 0 else f"the probe worker exited with status {code}"
 
 
-def serve(listen_fd: int, preload: list[str], keep_under_tmp: list[str] = ()) -> None:
+def serve(listen_fd: int, preload: list[str], keep: list[str] = ()) -> None:
     """The template: import, probe, then fork a worker per connection until stdin closes.
-    ``keep_under_tmp``: its read-only binds under /tmp, which each worker binds again."""
-    _KEEP_UNDER_TMP[:] = list(keep_under_tmp)
+    ``keep``: its read-only binds under /tmp, which each worker binds again."""
+    _KEEP_UNDER_TMP[:] = list(keep)
     for name in PRELOAD:
         __import__(name)
-    _preload(preload)
+    preload_modules(preload)
     status = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
     why = _probe()
@@ -355,9 +351,7 @@ def serve(listen_fd: int, preload: list[str], keep_under_tmp: list[str] = ()) ->
                     conn.close()
             if listener.fileno() in ready:
                 conn, _ = listener.accept()
-                closing = [listener.fileno(), wake_r, wake_w, stdin, status.fileno(),
-                           conn.fileno(), *(c.fileno() for c in leases.values())]
-                pid = _answer(conn, closing)
+                pid = _answer(conn)
                 if pid:
                     leases[pid] = conn
                 else:
@@ -384,24 +378,17 @@ def _kill(pid: int) -> None:
 
 
 def _reap(leases: dict[int, socket.socket]) -> None:
-    while True:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
+    for pid, code in reaped():
         conn = leases.pop(pid, None)
         if conn is not None:
-            code = os.waitstatus_to_exitcode(status)
             try:
-                conn.send(json.dumps({"exited": 128 - code if code < 0 else code}).encode())
+                conn.send(json.dumps({"exited": _as_bwrap_says(code)}).encode())
             except OSError:
                 pass
             conn.close()
 
 
-def _answer(conn: socket.socket, closing: list[int]) -> int:
+def _answer(conn: socket.socket) -> int:
     """One grader's request: fork its worker and hand back pidfds. Returns the child's pid
     (0 when refused)."""
     conn.settimeout(30)
@@ -413,7 +400,7 @@ def _answer(conn: socket.socket, closing: list[int]) -> int:
         if len(fds) != 4:
             raise TemplateUnavailable(f"expected 4 descriptors, got {len(fds)}")
         given, fds = fds, []
-        pid, worker = _fork_worker(req, given, closing)
+        pid, worker = _fork_worker(req, given)
         pidfds = [os.pidfd_open(pid), os.pidfd_open(worker)]
         try:
             socket.send_fds(conn, [json.dumps({"ok": True}).encode()], pidfds)
@@ -524,8 +511,6 @@ class Template:
     """One template process inside bubblewrap, and the socket its graders connect to."""
 
     def __init__(self, gpu: bool, preload: tuple[str, ...]) -> None:
-        from torchgrade.sandbox import Limits, _bwrap_argv, _engine_dir
-
         self.folder = Path(tempfile.mkdtemp(prefix="torchgrade-wt-"))
         self.folder.chmod(0o700)  # only this uid's graders can connect
         self.path = str(self.folder / "socket")
@@ -611,8 +596,6 @@ _LOCK = threading.Lock()
 def socket_for(gpu: bool, preload: tuple[str, ...] = ()) -> str:
     """The socket of this process's template for (``gpu``, ``preload``), started on first use;
     '' where templates cannot run here (the reason is in :func:`unavailable_why`)."""
-    from torchgrade.sandbox import bwrap_available
-
     key = (gpu, tuple(preload))
     with _LOCK:
         if key not in _TEMPLATES and not bwrap_available():
@@ -623,11 +606,10 @@ def socket_for(gpu: bool, preload: tuple[str, ...] = ()) -> str:
         return tpl.path if tpl.alive() else ""
 
 
-def unavailable_why(wait: bool = True) -> str:
-    """Why templates could not run here ('' if they run); ``wait``: for those starting."""
+def unavailable_why() -> str:
+    """Why templates could not run here ('' if they run), once those starting are ready."""
     with _LOCK:
         templates = list(_TEMPLATES.values())
     for tpl in templates:
-        if wait:
-            tpl.ready.wait(READY_TIMEOUT_S)
+        tpl.ready.wait(READY_TIMEOUT_S)
     return "; ".join(t.why for t in templates if t.why)
