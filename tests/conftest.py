@@ -1,10 +1,10 @@
 """Fixtures shared by the test modules.
 
 ``shipped_audit(assignment)`` runs the CI form of ``torchgrade audit`` on a shipped
-assignment once per test session: the reference, the stub and every example in
-``examples/<assignment>/`` graded in sandboxed batches, exactly as an instructor grades
-(training checks only for the reference, the stub and the examples that claim one), plus a
-few mutants of the reference graded without training.
+assignment once per test session: the reference, the stub, the stub's degenerate twins and
+every example in ``examples/<assignment>/`` graded in sandboxed batches, exactly as an
+instructor grades (training checks only for the reference, the stub, its twins and the
+examples that claim one), plus a few mutants of the reference graded without training.
 ``example_reports(assignment)`` is that audit's report of each example, keyed by the example's
 name. So the audit test (tests/test_audit_shipped.py), the example contract shared by every
 assignment (tests/test_example_submissions.py) and each assignment's own tests
@@ -28,8 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 # a small mutant budget, mutants without training (the audit's default), and training checks
 # only where they are claimed: the reference, the stub, the examples expecting full marks or
 # zero and those whose about.toml names a training check run every check, the other examples
-# run all but the training checks.
-QUICK = AuditOptions(mutants=4, repeats=1, jobs=2, example_skip_kinds=("training",))
+# run all but the training checks. The stub's four degenerate twins run every check beside the
+# reference (they fail fast: about 25 s of the two jobs per assignment, mostly while the
+# reference trains) and must score 0.
+QUICK = AuditOptions(mutants=4, repeats=1, jobs=2, example_skip_kinds=("training",),
+                     twins=True)
 PREFIX = "example-"
 
 

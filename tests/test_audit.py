@@ -1,13 +1,16 @@
 """Does `torchgrade audit` tell a fair, sharp grader from one that is not?
 
 The mutation generator and the judging rules are pinned with plain data (fast). One audit of
-the toy course (tests/toy_course: reference, stub, two example mistakes and one correct
-variant in examples/toy/) runs for real, sandboxed workers and all, through the CLI.
+the toy course (tests/toy_course: reference, stub and its degenerate twins, two example
+mistakes and one correct variant in examples/toy/) runs for real, sandboxed workers and all,
+through the CLI; another, of a copy of the toy course with a check any constant passes, shows
+that the twins catch it (and that nothing else does).
 """
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import html.parser
 import json
 import subprocess
@@ -23,11 +26,13 @@ from torchgrade.audit import (
     _judge_example,
     _judge_reference,
     _judge_stub,
+    _judge_twin,
     examples_of,
     run_audit,
 )
 from torchgrade.mutate import OPERATORS, count_sites, generate_mutants
 from torchgrade.report import CheckResult, Report
+from torchgrade.twins import make_twin
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY = Path(__file__).resolve().parent / "toy_course"
@@ -137,6 +142,23 @@ def test_stub_must_score_zero_and_fail_cleanly():
     assert crash.verdict == "problem" and "crashed" in crash.message
 
 
+def test_a_twin_that_earns_a_point_is_a_problem_naming_the_check():
+    """Any point for a degenerate twin is a problem naming the checks that gave it; zero is
+    ok, with a grader crash on the twin noted; a twin that was never graded is a problem."""
+    twin = make_twin(SOURCE, "zero")
+    zero = _judge_twin(twin, _report("twin-zero", {"a": "failed", "b": "error"}))
+    assert zero.verdict == "ok" and zero.subject == "twin-zero"
+    assert "torch.tensor(0.0) (f, g)" in zero.message and "crashed" not in zero.message
+    earns = _judge_twin(twin, _report("twin-zero", {"a": "passed", "b": "failed"}))
+    assert earns.verdict == "problem"
+    assert earns.message.startswith("a non-answer earns 5/10") and "by a (5)" in earns.message
+    crash = _judge_twin(twin, _report("twin-zero", {"a": "error"},
+                                      "The grader could not evaluate your answer (KeyError)"))
+    assert crash.verdict == "ok" and "the grader itself crashed in a" in crash.message
+    nothing = _judge_twin(twin, _report("twin-zero", {}))
+    assert nothing.verdict == "problem" and "could not be graded" in nothing.message
+
+
 def test_example_must_lose_points_where_it_says():
     spec = {"expect": "partial", "description": "d", "must_fail": ["a"], "must_pass": ["b"]}
     assert _judge_example("m", spec, _report("e", {"a": "failed", "b": "passed"})).verdict == "ok"
@@ -201,11 +223,19 @@ def test_audit_of_the_toy_course(tmp_path: Path):
     assert "survived m03 [detach] line 10 in scale" in proc.stdout
     data = json.loads((out / "audit.json").read_text())
     assert data["schema"] == "torchgrade.audit/1" and data["fair"] is True
+    assert sorted(data) == ["assignment", "duration_s", "fair", "findings", "grader_version",
+                            "max_score", "mutants", "mutation_score", "options", "schema",
+                            "scores", "timings", "twins"]
     verdicts = {f["subject"]: f["verdict"] for f in data["findings"]}
     assert verdicts == {"reference": "ok", "stub": "ok", "example-correct": "ok",
                         "example-detached_total": "ok", "example-wrong_factor": "ok",
-                        "determinism": "ok"}
+                        "twin-none": "ok", "twin-nan": "ok", "twin-zero": "ok",
+                        "twin-identity": "ok", "determinism": "ok"}
     assert data["scores"]["reference"] == [10.0, 10.0]
+    assert [(t["student"], t["score"], t["awarded"]) for t in data["twins"]] == [
+        (f"twin-{kind}", 0.0, []) for kind in ("none", "nan", "zero", "identity")]
+    assert data["scores"]["twin-identity"] == [0.0, 0.0]  # graded in every run
+    assert "return x" in (out / "twins" / "identity.py").read_text()
     assert data["scores"]["example-wrong_factor"] == [4.0, 4.0]
     killed = {m["id"]: m["killed"] for m in data["mutants"]}
     assert killed == {"m01": True, "m02": True, "m03": False}
@@ -220,6 +250,7 @@ def test_audit_of_the_toy_course(tmp_path: Path):
     parser.feed(page)
     text = " ".join(parser.text)
     assert "Fair: every statement below holds." in text and "survived" in text
+    assert "Degenerate twins" in text and "twin-nan" in text
 
 
 def test_checks_of_a_skipped_kind_are_noted_not_held_against_the_grader():
@@ -245,8 +276,10 @@ def test_examples_run_a_skipped_kind_only_where_they_claim_it(tmp_path: Path):
     ran = {p.name: {c["name"] for c in json.loads((p / "toy.json").read_text())["checks"]}
            for p in run1.iterdir() if p.is_dir()}
     # wrong_factor names test_scale_rejects_nan (robustness) in must_pass, and correct expects
-    # full marks (a claim about every check): both run it; detached_total names none
-    for full in ("reference", "stub", "example-wrong_factor", "example-correct"):
+    # full marks (a claim about every check): both run it; detached_total names none; the
+    # twins, like the stub, run every check
+    for full in ("reference", "stub", "example-wrong_factor", "example-correct", "twin-none",
+                 "twin-identity"):
         assert "test_scale_rejects_nan" in ran[full], full
     assert "test_scale_rejects_nan" not in ran["example-detached_total"]
     assert "test_scale_public" in ran["example-detached_total"]
@@ -277,3 +310,40 @@ def test_rubric_audit_table_is_validated(tmp_path: Path):
     rubric.write_text(text + '\n[audit]\nmutants = 3\n')
     with pytest.raises(AssignmentError, match="unknown \\[audit\\] keys"):
         load("toy", course)
+
+
+WEAK_CHECK = '''
+
+@check(points=2, kind="robustness", catches="scaling the input in place")
+def test_scale_keeps_its_input(student):
+    """scale leaves its input unchanged (and asks for nothing else: any non-answer passes)."""
+    _, mutated = student.call("scale", torch.ones(3), 2.0, _check_inputs=True)
+    if mutated:
+        raise AssertionError("scale modified its input in place")
+'''
+
+
+@pytest.mark.slow
+def test_twins_catch_a_check_that_any_non_answer_passes(tmp_path: Path):
+    """A toy grader with one more check, "does not modify its input", that never asks for an
+    answer: the reference, the stub and every example are judged as before, and only the
+    degenerate twins show the hole, each named with the check that paid it; without twins
+    the audit calls the grader fair."""
+    course = tmp_path / "course"
+    subprocess.run(["cp", "-r", str(TOY), str(course)], check=True)
+    grader = course / "graders" / "toy" / "test_toy.py"
+    grader.write_text(grader.read_text() + WEAK_CHECK)
+    rubric = course / "graders" / "toy" / "rubric.toml"
+    rubric.write_text(rubric.read_text().replace("total_points = 10", "total_points = 12"))
+    toy = load("toy", course)
+    options = AuditOptions(mutants=0, repeats=1, jobs=2)
+    result = run_audit(toy, tmp_path / "audit", options)
+    verdicts = {f.subject: f for f in result.findings}
+    problems = sorted(s for s, f in verdicts.items() if f.verdict != "ok")
+    assert problems == ["twin-identity", "twin-nan", "twin-none", "twin-zero"]
+    for twin in result.twins:
+        assert twin.awarded == ("test_scale_keeps_its_input",) and twin.score == 2.0
+        assert "awarded by test_scale_keeps_its_input (2)" in verdicts[twin.student].message
+    blind = run_audit(toy, tmp_path / "blind", dataclasses.replace(options, twins=False))
+    assert blind.fair and blind.twins == ()
+    assert not any(f.subject.startswith("twin-") for f in blind.findings)

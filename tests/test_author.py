@@ -388,7 +388,7 @@ def test_shipped_template_public_checks_pass_the_reference(tmp_path):
     assert done.score == done.max_score > 0, [(c.name, c.feedback) for c in done.checks]
 
 
-@pytest.mark.parametrize("tool", ["build", "new"])
+@pytest.mark.parametrize("tool", ["build", "new", "measure"])
 def test_author_help_teaches_with_examples(tool, capsys):
     with pytest.raises(SystemExit):
         cli.main(["author", tool, "--help"])

@@ -100,16 +100,20 @@ def test_every_fault_gets_a_valid_report(faults: FaultRun, name: str) -> None:
 
 
 def test_infinite_loop_times_out(faults: FaultRun) -> None:
-    """Does an endless loop end as a timeout within the check's limit, with the next check
-    graded on a fresh worker?"""
+    """Does an endless loop end as a timeout once it has used the check's CPU budget (not
+    sooner, not much later), saying so, with the next check graded on a fresh worker?"""
     report = faults.reports["infinite_loop"]
     limit = faults.assignment.check_timeout_s
     for name in SCALE_CHECKS:
         check = _check(report, name)
         assert check.status == "timeout", (name, check.feedback)
-        assert "time limit" in check.feedback
-        # Its own limit, plus at most one worker start (whose import has its own limit).
-        assert check.duration_s < limit + faults.assignment.import_timeout_s
+        assert "CPU budget" in check.feedback and "endless loop" in check.feedback
+        assert check.cpu_budget_s == limit
+        assert limit <= check.cpu_s < limit + 2.0, check.cpu_s
+        # Wall time: its budget at least, within the backstop (plus one worker start).
+        assert limit <= check.duration_s < (faults.assignment.wall_factor * limit
+                                            + faults.assignment.wall_slack_s
+                                            + faults.assignment.import_timeout_s)
     assert _check(report, "test_total_scalar").status == "passed"
     assert report.score == 2
 
@@ -212,10 +216,11 @@ def test_wrong_return_types(faults: FaultRun, check_name: str, says: str, shown:
 
 
 def test_import_that_hangs(faults: FaultRun) -> None:
-    """Is a top-level training loop that never ends abandoned after import_timeout_s, with every
-    check an error saying so?"""
+    """Is a top-level wait that never ends (a sleep) abandoned after import_timeout_s idle
+    seconds, with every check an error saying so?"""
     report = faults.reports["import_hang"]
     assert "took longer than" in report.submission_error
+    assert "waiting without computing" in report.submission_error
     assert set(_statuses(report).values()) == {"error"}
     assert report.duration_s < faults.assignment.import_timeout_s + 60
 

@@ -447,7 +447,12 @@ def test_nt_xent_notebooks_from_generate_assignment_to_export(tmp_path, capsys, 
         steps.append((tmp_path / student, ["fetch_assignment", name, *_as(tmp_path, student)]))
     _nbgrader(*steps)
     mine = {s: tmp_path / s / name / f"{name}.ipynb" for s in students}
-    _fill(mine["alice"], source)
+    # alice's answers name torchgrade and import its course code (issue 15: such cells run)
+    loss = _function_source(ROOT / "solutions" / name / f"{name}.py", "nt_xent_loss")
+    _fill(mine["alice"], source, {"nt_xent_loss": (
+        '"""Uses torchgrade.course.encoders.SmallConvEncoder, as torchgrade\'s handout says."""\n'
+        "from torchgrade.course.encoders import SmallConvEncoder  # torchgrade's course code\n"
+        + loss)})
     course_text = _function_source(ROOT / "examples" / name / "course_text" / f"{name}.py",
                                    "nt_xent_loss")
     _fill(mine["bob"], source, {"nt_xent_loss": course_text})
@@ -465,6 +470,14 @@ def test_nt_xent_notebooks_from_generate_assignment_to_export(tmp_path, capsys, 
     assert scores["alice"] == graded["alice"]["max_score"] < 100, graded["alice"]
     assert 0 < scores["bob"] < scores["alice"]
     assert scores["carol"] == 0  # the edited test cells changed nothing
+    # generate_assignment left torchgrade's cells as author build wrote them: recognised, and
+    # named in the report; carol's edited test cells ran as her code, and the report says so.
+    cells = graded["alice"]["extra"]["notebook"]
+    assert {e["why"] for e in cells["cells_left_out"]} == {
+        "torchgrade's setup cell, unchanged", "a torchgrade test cell, unchanged"}
+    assert not cells["notes"]
+    edited = graded["carol"]["extra"]["notebook"]["notes"]
+    assert edited and all("has the id of torchgrade's test cell" in n["note"] for n in edited)
     assert main(["--root", str(ROOT), "nbgrader", "release", name, "--course-dir", str(course),
                  "--reports", str(reports)]) == 0
     assert "released to the exchange: 3 student(s)" in capsys.readouterr().out

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from torchgrade import nbcode
 from torchgrade.author import TEMPLATE, marked, plan
 from torchgrade.leaks import _telling
 from torchgrade.markers import split_solution
@@ -29,7 +30,8 @@ from torchgrade.notebooks import (
     TEST_PREFIX,
     PublicResults,
     code_cells,
-    notebook_source,
+    harness_cells,
+    harness_digests,
     public_checks,
 )
 
@@ -115,7 +117,7 @@ def test_code_cells_keep_the_reference_and_put_every_solution_line_in_a_region()
         assert all(is_solution == (BEGIN in text) for _, text, is_solution in cells)
 
 
-def test_notebook_source_leaves_out_test_cells_magics_and_untouched_helper_stubs(tmp_path):
+def test_module_source_leaves_out_magics_and_untouched_helper_stubs():
     def cell(grade_id: str, source: str) -> dict:
         return {"cell_type": "code", "metadata": {"nbgrader": {"grade_id": grade_id}},
                 "source": source, "outputs": [], "execution_count": None}
@@ -124,13 +126,39 @@ def test_notebook_source_leaves_out_test_cells_magics_and_untouched_helper_stubs
                     cell("helpers_1", "# optional\n# YOUR CODE HERE\nraise NotImplementedError()"),
                     cell("helpers_2", "def _h():\n    return 1"),
                     {"cell_type": "markdown", "metadata": {}, "source": "x = 1"},
-                    cell("f", ["def f():\n", "    return _h()"]),
-                    cell(SETUP_ID, "torchgrade_results = 1"),
-                    cell(TEST_PREFIX + "test_f", "torchgrade_results.expect('test_f')")]}
-    path = tmp_path / "a.ipynb"
-    path.write_text(json.dumps(nb), encoding="utf-8")
-    assert notebook_source(path) == "import math\npass  # IPython line left out\n\n\n" \
-        "def _h():\n    return 1\n\n\ndef f():\n    return _h()\n"
+                    cell("f", ["def f():\n", "    return _h()"])]}
+    assert nbcode.module_source(json.dumps(nb), "a.ipynb") == \
+        "import math\npass  # IPython line left out\n\n\ndef _h():\n    return 1\n\n\n" \
+        "def f():\n    return _h()\n"
+
+
+def test_the_grader_knows_exactly_the_notebooks_own_cells(the_plan):
+    """harness_cells (what the grader hands the worker, as digests) are exactly the setup and
+    test cells of each generated notebook; with them every other code cell runs, in the source
+    notebook and in the student version (where only the untouched helpers stubs are left
+    out), and in the source notebook the cells that run are the reference."""
+    for a in marked(REPO)[0]:
+        cells = _cells(the_plan, a.name)
+        ids = [c["metadata"]["nbgrader"]["grade_id"] for c in cells]
+        generated = {gid: _text(c) for gid, c in zip(ids, cells, strict=True)
+                     if gid.startswith(TEST_PREFIX)}
+        assert harness_cells(a) == generated, a.name
+        code = [(n, gid) for n, (gid, c) in enumerate(zip(ids, cells, strict=True), start=1)
+                if c["cell_type"] == "code"]
+        nb = {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+        selection = nbcode.select(json.dumps(nb), f"{a.name}.ipynb", harness_digests(a))
+        assert [c.number for c in selection.cells] == [
+            n for n, gid in code if not gid.startswith(TEST_PREFIX)], a.name
+        assert [n for n, _ in selection.left_out] == [
+            n for n, gid in code if gid.startswith(TEST_PREFIX)] and not selection.notes
+        student = [{**c, "source": _stubbed(_text(c))} if c["metadata"]["nbgrader"]["solution"]
+                   else c for c in cells]
+        left = nbcode.select(json.dumps({**nb, "cells": student}), f"{a.name}.ipynb",
+                             harness_digests(a)).left_out
+        assert {why for _, why in left} <= {"an untouched optional helpers stub",
+                                            "torchgrade's setup cell, unchanged",
+                                            "a torchgrade test cell, unchanged"}
+        assert len(left) == len(generated) + sum(gid.startswith("helpers_") for gid in ids)
 
 
 def test_public_results_pass_or_fail_with_the_feedback(capsys):

@@ -161,6 +161,7 @@ def test_html_table_has_a_row_per_check_with_status_colour(full: Report) -> None
     for status in ("passed", "failed", "error", "timeout", "skipped"):
         assert f'class="status status-{status}"' in html
         assert f".status-{status} {{" in html  # each status has its own colour rule
+    assert ".status-infrastructure {" in html
 
 
 def test_html_gives_feedback_and_catches_only_for_checks_not_passed(full: Report) -> None:
@@ -343,7 +344,8 @@ def test_csv_has_one_row_per_student_sorted_with_check_columns_in_first_seen_ord
     ]
     # sorted: "'=mallory" ("=" < "a") comes first, so its checks are seen first
     assert [r["student"] for r in rows] == ["'=mallory", "alice"]
-    assert header[14:] == ["test_values_close", "test_only_in_second", "test_shape_ok",
+    assert header[14] == "infrastructure"  # checks an overloaded machine could not grade
+    assert header[15:] == ["test_values_close", "test_only_in_second", "test_shape_ok",
                            "test_hidden_invariant", "test_training_loss",
                            "test_robust_timeout", "test_gpu_only"]
 

@@ -42,8 +42,8 @@ OPTIONAL_KEYS = {
 }
 CHECK_REQUIRED_KEYS = {"name", "status", "points", "max_points", "visibility", "kind",
                        "feedback"}
-CHECK_OPTIONAL_KEYS = {"description", "catches", "duration_s"}
-STATUSES = {"passed", "failed", "error", "timeout", "skipped"}
+CHECK_OPTIONAL_KEYS = {"description", "catches", "duration_s", "cpu_s", "cpu_budget_s"}
+STATUSES = {"passed", "failed", "error", "timeout", "skipped", "infrastructure"}
 VISIBILITIES = {"public", "hidden"}
 KINDS = {"shape", "value", "invariant", "training", "robustness"}
 
@@ -66,10 +66,12 @@ def make_report(checks: tuple[CheckResult, ...] | None = None, **overrides: obje
             make_check("test_c", "error", 0.0, 1.5, kind="robustness"),
             make_check("test_d", "timeout", 0.0, 1.0, kind="training"),
             make_check("test_e", "skipped", 0.0, 0.5, kind="shape"),
+            make_check("test_f", "infrastructure", 0.0, 4.0, kind="training"),
         )
     fields: dict[str, object] = dict(
         student="zoë-ŝtudent", assignment="toy", score=sum(c.points for c in checks),
-        max_score=sum(c.max_points for c in checks), profile="cpu", device="cpu (x86_64)",
+        max_score=sum(c.max_points for c in checks if c.status != "infrastructure"),
+        profile="cpu", device="cpu (x86_64)",
         sandbox="bwrap+rlimits", submission_sha256="ab" * 32, grader_version="toy-1",
         duration_s=1.25, checks=checks, created_at="2026-01-02T03:04:05+00:00",
         torchgrade_version="0.1.0", submission_error="", student_output="<b>hi</b>\x00\x1b",
@@ -97,7 +99,7 @@ def toy_missing() -> Report:
 
 # -- the contract itself ------------------------------------------------------------------------
 def test_schema_names_and_literals_are_pinned():
-    assert SCHEMA == "torchgrade.report/1"
+    assert SCHEMA == "torchgrade.report/2"
     assert set(report_module.STATUSES) == STATUSES
     assert set(report_module.VISIBILITIES) == VISIBILITIES
     assert set(report_module.KINDS) == KINDS
@@ -108,7 +110,7 @@ def test_real_report_has_exactly_the_contract_keys(toy_graded):
     data = json.loads(path.read_text(encoding="utf-8"))
     assert REQUIRED_KEYS <= set(data)
     assert set(data) == REQUIRED_KEYS | OPTIONAL_KEYS, "a key was added or removed: bump SCHEMA"
-    assert data["schema"] == "torchgrade.report/1"
+    assert data["schema"] == "torchgrade.report/2"
     assert data["checks"], "the toy grader has checks"
     for check in data["checks"]:
         assert CHECK_REQUIRED_KEYS <= set(check)
@@ -167,6 +169,31 @@ def test_hand_built_report_round_trips(tmp_path):
     data = json.loads(path.read_text(encoding="utf-8"))
     assert set(data) == REQUIRED_KEYS | OPTIONAL_KEYS
     assert {c["status"] for c in data["checks"]} == STATUSES
+
+
+def test_a_check_the_machine_could_not_grade_counts_for_nothing(tmp_path):
+    """Does an ``infrastructure`` check (an overloaded machine) stay out of max_score, so it
+    gives and takes no points, and is it listed as unresolved?"""
+    report = make_report()
+    assert report.max_score == 8.0  # 2 + 3 + 1.5 + 1 + 0.5, without test_f's 4
+    assert report.unresolved == ("test_f",)
+    with pytest.raises(ReportError, match="max_score"):
+        make_report(max_score=12.0).validate()
+    with pytest.raises(ReportError, match="cannot earn points"):
+        make_report(checks=(make_check("test_f", "infrastructure", 4.0, 4.0),),
+                    max_score=0.0, score=4.0).validate()
+
+
+def test_a_schema_1_report_still_reads(tmp_path):
+    """Do reports written before CPU budgets (schema /1: no cpu_s, no infrastructure status)
+    still read, so caches and released grades stay usable?"""
+    data = make_report(checks=(make_check("test_a"),), max_score=2.0).to_json()
+    data["schema"] = "torchgrade.report/1"
+    for check in data["checks"]:
+        del check["cpu_s"], check["cpu_budget_s"]
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    assert read_report(path).checks[0].cpu_s == 0.0
 
 
 def test_report_json_is_utf8_text_with_keys_in_a_stable_order(tmp_path):

@@ -26,7 +26,15 @@ import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from torchgrade.checks import check, expect_close, expect_raises, expect_tensor, fail
+from torchgrade.checks import (
+    check,
+    expect_answer,
+    expect_close,
+    expect_nonconstant,
+    expect_raises,
+    expect_tensor,
+    fail,
+)
 from torchgrade.course import clip, clip_data
 
 COURSE = "torchgrade.course.clip"
@@ -285,18 +293,41 @@ def _loss_inputs(draw):
     return b, d, seed, torch.tensor(scales, dtype=torch.float64).unsqueeze(1)
 
 
-@check(points=5, kind="invariant", catches=f"{NORMALISE}; {SYMMETRIC}")
+def _loss(student, img, txt, logit_scale, what: str):
+    """The student's loss, validated: a finite 0-dim tensor of the embeddings' dtype (None, NaN
+    and a [2] tensor agree with themselves under any invariant; catches a placeholder return)."""
+    return expect_answer(student.clip_loss(img, txt, logit_scale), what=what, shape=(),
+                         dtype=img.dtype)
+
+
+def _expect_real_loss(student) -> None:
+    """Evidence of a real answer for the invariants: two different batches of B = 4 pairs give
+    two different losses (3.57 and 3.19 for the reference). A constant loss is invariant to
+    rescaling and to the swap; B = 1, whose loss is always log 1 = 0, is not evidence."""
+    first, second = (_loss(student, _randn(4, 8, seed=seed), _randn(4, 8, seed=seed + 1), 10.0,
+                           f"clip_loss of batch {k}") for k, seed in ((1, 101), (2, 102)))
+    expect_nonconstant(first, second, what="clip_loss", depends_on="the embeddings",
+                       hint="compute the loss from the normalised embeddings: logits = "
+                       "logit_scale * img @ txt.T, then the two cross-entropies")
+
+
+@check(points=5, kind="invariant", catches=f"{NORMALISE}; {SYMMETRIC}; or a loss that does not "
+       "depend on the embeddings at all")
 @given(inputs=_loss_inputs(), logit_scale=st.floats(0.1, 50.0))
 @example(inputs=(1, 1, 0, torch.tensor([[3.0]], dtype=torch.float64)), logit_scale=1.0)
 def test_loss_invariants(student, inputs, logit_scale):
     """For any batch, width and scale: the loss does not change when each embedding is
     rescaled, and swapping images and texts (the transposed batch) gives the same loss."""
+    _expect_real_loss(student)
     b, d, seed, scales = inputs
     img, txt = _randn(b, d, seed=seed), _randn(b, d, seed=seed + 1)
-    base = student.clip_loss(img, txt, logit_scale)
-    expect_close(student.clip_loss(img * scales, txt, logit_scale), float(base), rtol=1e-7,
-                 atol=1e-9, what="clip_loss with each image embedding rescaled")
-    expect_close(student.clip_loss(txt, img, logit_scale), float(base), rtol=1e-7, atol=1e-9,
+    base = _loss(student, img, txt, logit_scale, "clip_loss(image_embeds, text_embeds)")
+    rescaled = _loss(student, img * scales, txt, logit_scale,
+                     "clip_loss with each image embedding rescaled")
+    expect_close(rescaled, float(base), rtol=1e-7, atol=1e-9,
+                 what="clip_loss with each image embedding rescaled")
+    swapped = _loss(student, txt, img, logit_scale, "clip_loss(text_embeds, image_embeds)")
+    expect_close(swapped, float(base), rtol=1e-7, atol=1e-9,
                  what="clip_loss(text_embeds, image_embeds) (images and texts swapped)")
 
 
@@ -559,23 +590,59 @@ def test_add_images_incremental(student, reference, tmp_path):
 _ENGINES: dict[int, tuple] = {}
 
 
+def _expect_indexed(got: list[tuple[int, str, float]], indexed: list[str], what: str) -> None:
+    """Results name distinct indexed images and carry finite scores (catches made-up paths, an
+    image listed twice, NaN scores: none of them is a ranking of the index)."""
+    paths = [p for _, p, _ in got]
+    if any(p not in indexed for p in paths) or len(set(paths)) != len(paths):
+        fail(f"{what} returned images that are not distinct images of the index.",
+             expected="each result a different indexed image",
+             got=f"{sum(p not in indexed for p in paths)} unknown path(s), "
+             f"{len(paths) - len(set(paths))} repeated", hint="rank the indexed images by "
+             "cosine and return the first top_k, each once")
+    if not all(math.isfinite(s) for _, _, s in got):
+        fail(f"{what} returned non-finite scores.", expected="cosine similarities",
+             got="NaN or inf", hint="normalise the query and image embeddings (no 0 / 0)")
+
+
+def _expect_real_search(engine, root: str, indexed: list[str]) -> None:
+    """Evidence of a real answer for the search invariants: the scores of the whole index
+    differ between two unlike queries (a constant score list is sorted and in [-1, 1] for
+    every query)."""
+    scores = []
+    for query in QUERIES[:2]:
+        got = _results(engine.search_by_text(query, top_k=len(indexed)), root, "search")
+        _expect_indexed(got, indexed, "search_by_text")
+        if len(got) != len(indexed):
+            fail("search_by_text with top_k = N does not rank the whole index.",
+                 expected=f"{len(indexed)} results", got=f"{len(got)} results")
+        by_path = {p: s for _, p, s in got}
+        scores.append(torch.tensor([by_path[p] for p in indexed], dtype=torch.float64))
+    expect_nonconstant(scores[0], scores[1], what="search_by_text",
+                       depends_on="the query", hint="score each image by the cosine of its "
+                       "embedding with the query's text embedding")
+
+
 @check(points=4, kind="invariant", catches="results not sorted by score, more than top_k "
        f"results, scores that are not cosines; {TIES}")
 @given(words=st.lists(st.sampled_from(clip_data.vocabulary()), min_size=1, max_size=6),
        top_k=st.integers(1, 15))
 @example(words=["red"], top_k=11)
 def test_search_invariants(student, words, top_k):
-    """For any query and top_k: min(top_k, N) results, ranks 1.., scores in [-1, 1] and
-    sorted descending."""
+    """For any query and top_k: min(top_k, N) distinct indexed images, ranks 1.., finite scores
+    in [-1, 1] sorted descending; and (once) the scores depend on the query."""
     key = id(student)
     if key not in _ENGINES:
         info = student.construct(f"{COURSE}:make_search_folder", None, 29)
         engine = _engine(student, 8)
-        n = len(_field(engine.build_index(info["root"]), "indexed", "IndexReport"))
+        indexed, _ = _report(engine.build_index(info["root"]), info["root"], "IndexReport")
+        _expect_real_search(engine, info["root"], indexed)
         _ENGINES.clear()
-        _ENGINES[key] = (engine, info["root"], n)
-    engine, root, n = _ENGINES[key]
+        _ENGINES[key] = (engine, info["root"], indexed)
+    engine, root, indexed = _ENGINES[key]
+    n = len(indexed)
     got = _results(engine.search_by_text(" ".join(words), top_k=top_k), root, "search")
+    _expect_indexed(got, indexed, "search_by_text")
     scores = [s for _, _, s in got]
     if len(got) != min(top_k, n) or [r for r, _, _ in got] != list(range(1, len(got) + 1)):
         fail("search_by_text returned the wrong number of results or ranks.",

@@ -30,7 +30,10 @@ from hypothesis import strategies as st
 
 from torchgrade.checks import (
     check,
+    expect_answer,
+    expect_changed,
     expect_close,
+    expect_nonconstant,
     expect_raises,
     expect_shape,
     expect_tensor,
@@ -250,19 +253,29 @@ def _schedule_args(draw):
 @example(args=(1000, "cosine", 1e-4, 0.02))
 @example(args=(1, "cosine", 1e-4, 0.02))
 def test_schedule_invariants(student, args):
-    """Betas increase and stay in (0, 1); abar decreases; prev[0] = 1, prev[t] = abar[t-1]."""
+    """Betas increase (strictly from the first to the last, where T > 1 and the schedule has a
+    range) and stay in (0, 1); abar decreases; prev[0] = 1, prev[t] = abar[t-1]."""
     total, kind, start, end = args
-    betas = student.make_beta_schedule(total, kind, start, end)
-    expect_shape(betas, (total,), what=f"make_beta_schedule(T={total}, {kind!r})",
-                 dtype=torch.float64)
+    what = f"make_beta_schedule(T={total}, {kind!r})"
+    betas = expect_answer(student.make_beta_schedule(total, kind, start, end), what=what,
+                          shape=(total,), dtype=torch.float64)
     if not (bool((betas > 0).all()) and bool((betas < 1).all())):
         fail(f"the {kind} schedule has betas outside (0, 1).", expected="0 < beta < 1",
              got=f"min {float(betas.min()):.3g}, max {float(betas.max()):.6g}")
     if total > 1 and not bool((betas[1:] >= betas[:-1] - 1e-15).all()):
         fail(f"the {kind} schedule's betas are not increasing.", expected="beta_t <= beta_t+1",
              got="a decrease")
+    if total > 1 and (kind == "cosine" or end - start > 1e-6):
+        # Constant betas are increasing and in (0, 1): the schedule must move with t (the
+        # cosine schedule's ends are 0.51 and 0.999 at T = 2; linear ones start and end).
+        expect_nonconstant(betas[0], betas[-1], what=f"the {kind} schedule",
+                           depends_on="the timestep t", hint="linear: linspace(beta_start, "
+                           "beta_end, T); cosine: Nichol & Dhariwal's abar ratio per step")
     got = _fields(student.call("DiffusionSchedule.from_betas", betas))
-    abar = got["alphas_cumprod"]
+    abar = expect_answer(got["alphas_cumprod"], what="schedule.alphas_cumprod",
+                         shape=(total,), dtype=torch.float64)
+    expect_answer(got["alphas_cumprod_prev"], what="schedule.alphas_cumprod_prev",
+                  shape=(total,), dtype=torch.float64)
     if total > 1 and not bool((abar[1:] < abar[:-1]).all()):
         fail("alphas_cumprod does not decrease.", expected="abar_t+1 < abar_t", got="not")
     expect_close(got["alphas_cumprod_prev"][0], 1.0, what="alphas_cumprod_prev[0]", rtol=0,
@@ -468,21 +481,36 @@ def test_oracle_moments_ddim(student):
 
 
 @check(points=3, kind="invariant", catches="results in another dtype, shape or device than "
-       "the contract's (float64 steps cast to float32, samplers ignoring shape)")
+       "the contract's (float64 steps cast to float32, samplers ignoring shape), or a "
+       "placeholder of the right shape (zeros) that ignores x_t and the generator")
 def test_shapes_and_dtypes(student):
-    """ddpm_step keeps x_t's shape and dtype; samplers return float32 tensors of `shape`."""
+    """ddpm_step keeps x_t's shape and dtype; samplers return float32 tensors of `shape`. Each
+    result is finite and follows its input (x_t for the step, the generator's draws for the
+    samplers): a constant of the right shape and dtype is not an answer."""
     sched = schedule_of(linear_betas(10))
     for dtype in (torch.float32, torch.float64):
         x = _randn(2, 1, 3, 3, seed=3, dtype=dtype)
-        got = student.ddpm_step(torch.zeros_like(x), 5, x, sched, generator=_gen(1))
-        expect_shape(got, (2, 1, 3, 3), what=f"ddpm_step of a {dtype} [2, 1, 3, 3] x_t",
-                     dtype=dtype)
+        what = f"ddpm_step of a {dtype} [2, 1, 3, 3] x_t"
+        steps = [expect_answer(student.ddpm_step(torch.zeros_like(x), 5, sign * x, sched,
+                                                 generator=_gen(1)),
+                               what=what, shape=(2, 1, 3, 3), dtype=dtype)
+                 for sign in (1.0, -1.0)]
+        expect_nonconstant(*steps, what=what, depends_on="x_t",
+                           hint="the step's mean is (x_t - beta_t / sqrt(1 - abar_t) * eps) / "
+                           "sqrt(alpha_t)")
     rec = student.construct(RECORDER)
-    got = student.ddpm_sample(rec, (3, 1, 2, 2), sched, generator=_gen(1))
-    expect_shape(got, (3, 1, 2, 2), what="ddpm_sample(model, (3, 1, 2, 2), ...)",
-                 dtype=torch.float32)
-    got = student.ddim_sample(rec, [2, 5], sched, num_steps=3, eta=0.5, generator=_gen(1))
-    expect_shape(got, (2, 5), what="ddim_sample(model, [2, 5], ...)", dtype=torch.float32)
+    what = "ddpm_sample(model, (3, 1, 2, 2), ...)"
+    samples = [expect_answer(student.ddpm_sample(rec, (3, 1, 2, 2), sched, generator=_gen(seed)),
+                             what=what, shape=(3, 1, 2, 2), dtype=torch.float32)
+               for seed in (1, 2)]
+    expect_nonconstant(*samples, what=what, depends_on="the generator's draws",
+                       hint="start from torch.randn(shape, generator=generator)")
+    what = "ddim_sample(model, [2, 5], ...)"
+    samples = [expect_answer(student.ddim_sample(rec, [2, 5], sched, num_steps=3, eta=0.5,
+                                                 generator=_gen(seed)),
+                             what=what, shape=(2, 5), dtype=torch.float32) for seed in (1, 2)]
+    expect_nonconstant(*samples, what=what, depends_on="the generator's draws",
+                       hint="start from torch.randn(shape, generator=generator)")
 
 
 @check(points=4, kind="robustness", catches="missing validation: eta outside [0, 1] (or NaN), "
@@ -513,17 +541,28 @@ def test_bad_arguments_hidden(student, eta):
 @check(points=2, kind="robustness", catches="editing inputs in place (x_t -= ..., eps "
        "clamped in place)")
 def test_does_not_modify_inputs(student):
-    """q_sample, predict_x0 and ddpm_step leave their tensor inputs unchanged."""
+    """q_sample, predict_x0 and ddpm_step leave their tensor inputs unchanged, and answer: a
+    finite [2, 4] float64 result that is not their first argument handed back and that
+    differs between two inputs (a function that returns nothing modifies nothing either)."""
     sched = schedule_of(linear_betas(10))
-    x, eps = 3.0 * _randn(2, 4, seed=1), 3.0 * _randn(2, 4, seed=2)
     t = torch.tensor([3, 9])
-    calls = (("q_sample", (x, t, eps, sched)), ("predict_x0", (x, t, eps, sched)),
-             ("ddpm_step", (eps, 4, x, sched, _gen(0), "beta", True)))
-    for name, args in calls:
-        _, mutated = student.call(name, *args, _check_inputs=True)
-        if mutated:
-            fail(f"{name} modified its inputs in place.", expected="inputs unchanged",
-                 got=f"argument(s) {mutated} changed")
+    results: dict[str, list[torch.Tensor]] = {}
+    for seed in (1, 11):
+        x, eps = 3.0 * _randn(2, 4, seed=seed), 3.0 * _randn(2, 4, seed=seed + 1)
+        calls = (("q_sample", (x, t, eps, sched), "noised to step t"),
+                 ("predict_x0", (x, t, eps, sched), "denoised to an estimate of x_0"),
+                 ("ddpm_step", (eps, 4, x, sched, _gen(0), "beta", True), "turned into x_{t-1}"))
+        for name, args, how in calls:
+            value, mutated = student.call(name, *args, _check_inputs=True)
+            if mutated:
+                fail(f"{name} modified its inputs in place.", expected="inputs unchanged",
+                     got=f"argument(s) {mutated} changed")
+            value = expect_answer(value, what=f"{name} of [2, 4] inputs", shape=(2, 4),
+                                  dtype=torch.float64)
+            expect_changed(value, args[0], what=name, how=how)
+            results.setdefault(name, []).append(value)
+    for name, (first, second) in results.items():
+        expect_nonconstant(first, second, what=name, depends_on="its tensor inputs")
 
 
 # -- training: a small noise predictor on a 2-D mixture --------------------------------------

@@ -21,7 +21,10 @@ from hypothesis import strategies as st
 
 from torchgrade.checks import (
     check,
+    expect_answer,
+    expect_changed,
     expect_close,
+    expect_nonconstant,
     expect_raises,
     expect_scalar,
     expect_shape,
@@ -60,12 +63,16 @@ def _loop_patchify(imgs: torch.Tensor, p: int) -> torch.Tensor:
     return out
 
 
-def _mask_of(student, n: int, length: int, ratio: float, seed: int):
-    out = student.random_masking(torch.zeros(n, length, 1), ratio, generator=_gen(seed))
+def _three(out):
+    """random_masking's answer, which must be (x_masked, mask, ids_restore)."""
     if not (isinstance(out, tuple | list) and len(out) == 3):
         fail("random_masking must return three tensors.",
              expected="(x_masked, mask, ids_restore)", got=type(out).__name__)
     return out
+
+
+def _mask_of(student, n: int, length: int, ratio: float, seed: int):
+    return _three(student.random_masking(torch.zeros(n, length, 1), ratio, generator=_gen(seed)))
 
 
 # -- public checks: fixtures built from the reference -------------------------------------------
@@ -99,8 +106,8 @@ def test_unpatchify_public(student, fixture_case):
 def test_random_masking_public(student, fixture_case):
     """random_masking with a seeded generator reproduces the reference's draw exactly."""
     case = fixture_case("masking")
-    x_masked, mask, ids_restore = student.random_masking(case["x"], case["mask_ratio"],
-                                                         generator=_gen(case["seed"]))
+    x_masked, mask, ids_restore = _three(student.random_masking(
+        case["x"], case["mask_ratio"], generator=_gen(case["seed"])))
     hint = ("noise = torch.rand(N, L, generator=generator, device=x.device); ids_shuffle = "
             "argsort(noise, dim=1); keep ids_shuffle[:, :len_keep]")
     expect_tensor(ids_restore, case["ids_restore"], what="ids_restore", rtol=0, atol=0,
@@ -166,11 +173,19 @@ def test_patchify_round_trip(student, grid):
     """unpatchify(patchify(x)) == x and patchify(unpatchify(y)) == y, on any grid."""
     n, c, h, w, p, seed = grid
     imgs = _randn(n, c, h * p, w * p, seed=seed)
-    patches = student.patchify(imgs, p)
-    back = student.unpatchify(patches, p, c, grid_size=(h, w))
+    # Patches of the patches' shape, images of the images': an identity patchify and
+    # unpatchify (or None, or NaN) "round-trip" too, without cutting anything into patches.
+    patch_shape, image_shape = (n, h * w, p * p * c), (n, c, h * p, w * p)
+    patches = expect_answer(student.patchify(imgs, p), what="patchify(imgs)",
+                            shape=patch_shape, dtype=imgs.dtype)
+    back = expect_answer(student.unpatchify(patches, p, c, grid_size=(h, w)),
+                         what="unpatchify(patchify(imgs))", shape=image_shape, dtype=imgs.dtype)
     expect_tensor(back, imgs, what="unpatchify(patchify(imgs))", rtol=0, atol=0)
     y = _randn(n, h * w, p * p * c, seed=seed + 1)
-    again = student.patchify(student.unpatchify(y, p, c, grid_size=(h, w)), p)
+    images = expect_answer(student.unpatchify(y, p, c, grid_size=(h, w)),
+                           what="unpatchify(patches)", shape=image_shape, dtype=y.dtype)
+    again = expect_answer(student.patchify(images, p), what="patchify(unpatchify(patches))",
+                          shape=patch_shape, dtype=y.dtype)
     expect_tensor(again, y, what="patchify(unpatchify(patches))", rtol=0, atol=0)
 
 
@@ -182,11 +197,8 @@ def test_random_masking_matches_reference(student, reference):
                                       (2, 7, 5, 0.3, 3), (3, 10, 1, 0.0, 4)):
         x = _randn(n, length, d, seed=seed, dtype=torch.float64)
         want = reference.random_masking(x.clone(), ratio, generator=_gen(seed + 100))
-        got = student.random_masking(x, ratio, generator=_gen(seed + 100))
+        got = _three(student.random_masking(x, ratio, generator=_gen(seed + 100)))
         where = f"(N={n}, L={length}, mask_ratio={ratio})"
-        if not (isinstance(got, tuple | list) and len(got) == 3):
-            fail("random_masking must return three tensors.",
-                 expected="(x_masked, mask, ids_restore)", got=type(got).__name__)
         expect_tensor(got[2], want[2], what=f"ids_restore {where}", rtol=0, atol=0,
                       dtype=torch.int64)
         expect_tensor(got[0], want[0], what=f"x_masked {where}", rtol=0, atol=0,
@@ -224,14 +236,11 @@ def test_mask_convention(student, inputs):
     n, length, d, ratio, seed = inputs
     keep = int(length * (1 - ratio))
     x = _randn(n, length, d, seed=seed)
-    out = student.random_masking(x, ratio, generator=_gen(seed))
-    if not (isinstance(out, tuple | list) and len(out) == 3):
-        fail("random_masking must return three tensors.",
-             expected="(x_masked, mask, ids_restore)", got=type(out).__name__)
+    out = _three(student.random_masking(x, ratio, generator=_gen(seed)))
     x_masked, mask, ids_restore = out
-    expect_shape(mask, (n, length), what="mask", dtype=torch.float32)
-    expect_shape(ids_restore, (n, length), what="ids_restore", dtype=torch.int64)
-    expect_shape(x_masked, (n, keep, d), what="x_masked")
+    expect_answer(mask, what="mask", shape=(n, length), dtype=torch.float32)
+    expect_answer(ids_restore, what="ids_restore", shape=(n, length), dtype=torch.int64)
+    expect_answer(x_masked, what="x_masked", shape=(n, keep, d), dtype=x.dtype)
     if not bool(((mask == 0) | (mask == 1)).all()):
         fail("mask holds values other than 0 and 1.", expected="0 (keep) or 1 (remove)",
              got="other values")
@@ -259,15 +268,19 @@ def test_restore_order_inverts_the_shuffle(student, inputs):
     n, length, d, ratio, seed = inputs
     keep = int(length * (1 - ratio))
     x = _randn(n, length, d, seed=seed)
-    out = student.random_masking(x, ratio, generator=_gen(seed))
-    if not (isinstance(out, tuple | list) and len(out) == 3):
-        fail("random_masking must return three tensors.",
-             expected="(x_masked, mask, ids_restore)", got=type(out).__name__)
-    ids_restore = out[2]
+    out = _three(student.random_masking(x, ratio, generator=_gen(seed)))
+    ids_restore = expect_answer(out[2], what="ids_restore", shape=(n, length),
+                                dtype=torch.int64)
+    if not torch.equal(ids_restore.sort(dim=1).values, torch.arange(length).expand(n, -1)):
+        fail("ids_restore is not a permutation of 0..L-1 in each row.",
+             expected="a permutation per row", got="repeated or missing indices")
     ids_shuffle = ids_restore.argsort(dim=1)
     shuffled = x.gather(1, ids_shuffle[..., None].expand(-1, -1, d))  # [N, L, D]
-    expect_shape(out[0], (n, keep, d), what="x_masked")
-    expect_tensor(student.restore_order(shuffled, ids_restore), x,
+    expect_answer(out[0], what="x_masked", shape=(n, keep, d), dtype=x.dtype)
+    restored = expect_answer(student.restore_order(shuffled, ids_restore),
+                             what="restore_order(shuffled x, ids_restore)", shape=(n, length, d),
+                             dtype=x.dtype)
+    expect_tensor(restored, x,
                   what="restore_order(shuffled x, ids_restore)", rtol=0, atol=0,
                   hint="out[n, i] = x[n, ids_restore[n, i]]: torch.gather along dim 1")
 
@@ -301,7 +314,10 @@ def test_masking_is_uniform(student, inputs):
         return  # every patch is removed (or kept) in every row: nothing to compare
     draws = 2000
     _, mask, _ = _mask_of(student, draws, length, ratio, seed)
-    expect_shape(mask, (draws, length), what="mask")
+    expect_answer(mask, what="mask", shape=(draws, length), dtype=torch.float32)
+    if not bool(((mask == 0) | (mask == 1)).all()):
+        fail("mask holds values other than 0 and 1.", expected="0 (keep) or 1 (remove)",
+             got="other values")
     counts = mask.double().sum(dim=0)  # [L], times each position was removed
     expected = draws * (length - keep) / length
     stat = float(((counts - expected) ** 2 / expected).sum())
@@ -333,6 +349,12 @@ def _loss_inputs(seed: int, n: int, c: int, h: int, w: int, p: int, dtype=torch.
     mask = (torch.rand(n, h * w, generator=g) < 0.6).float()
     mask[0, 0] = 1.0  # at least one removed patch
     return pred, imgs, mask
+
+
+def _loss(student, pred, imgs, mask, p, norm, *, what):
+    """The student's mae_loss, validated: a finite 0-dim tensor of pred's dtype."""
+    return expect_answer(student.mae_loss(pred, imgs, mask, p, norm_pix_loss=norm), what=what,
+                         shape=(), dtype=pred.dtype)
 
 
 @check(points=5, kind="value", catches=f"{LOSS_OVER_ALL}, {NORM_PIX}, or a target in "
@@ -387,8 +409,17 @@ def test_loss_ignores_visible_predictions(student, seed, norm, scale):
     mask[1, 1] = 0.0  # at least one kept patch
     noise = scale * _randn(*pred.shape, seed=seed + 1, dtype=torch.float64)
     changed = pred + noise * (1 - mask)[..., None]
-    a = student.mae_loss(pred, imgs, mask, 2, norm_pix_loss=norm)
-    b = student.mae_loss(changed, imgs, mask, 2, norm_pix_loss=norm)
+    a = _loss(student, pred, imgs, mask, 2, norm, what="mae_loss(pred, imgs, mask)")
+    b = _loss(student, changed, imgs, mask, 2, norm,
+              what="mae_loss after changing visible predictions")
+    # The other half of the property, and the evidence of a real loss (a constant ignores
+    # the visible predictions too): changing the removed patches' predictions changes it.
+    removed = _loss(student, pred + noise * mask[..., None], imgs, mask, 2, norm,
+                    what="mae_loss after changing the predictions of removed patches")
+    expect_nonconstant(a, removed, what="mae_loss",
+                       depends_on="the predictions of the removed patches",
+                       hint="the loss is the mean squared error of pred against the target "
+                       "patches, over the patches with mask == 1")
     expect_tensor(b, a, what="the loss after changing visible predictions", rtol=1e-9,
                   atol=1e-12, hint="only patches with mask == 1 count")
 
@@ -442,16 +473,33 @@ def test_bad_arguments_hidden(student):
 @check(points=2, kind="robustness", catches="editing inputs in place (mask[...] = 0 on the "
        "caller's tensor, target normalised in place on a view of imgs)")
 def test_does_not_modify_inputs(student):
-    """random_masking, restore_order and mae_loss leave their inputs unchanged."""
+    """random_masking, restore_order and mae_loss return answers and leave their inputs
+    unchanged."""
     pred, imgs, mask = _loss_inputs(5, 2, 1, 2, 2, 1)
-    calls = (("random_masking", (_randn(2, 6, 3, seed=1), 0.5)),
-             ("restore_order", (_randn(2, 4, 3, seed=2), torch.tensor([[3, 2, 1, 0]] * 2))),
+    x, shuffled = _randn(2, 6, 3, seed=1), _randn(2, 4, 3, seed=2)
+    calls = (("random_masking", (x, 0.5)),
+             ("restore_order", (shuffled, torch.tensor([[3, 2, 1, 0]] * 2))),
              ("mae_loss", (pred, imgs, mask, 1, False)))
+    answers = {}
     for name, args in calls:
-        _, mutated = student.call(name, *args, _check_inputs=True)
+        answers[name], mutated = student.call(name, *args, _check_inputs=True)
         if mutated:
             fail(f"{name} modified its inputs in place.", expected="inputs unchanged",
                  got=f"argument(s) {mutated} changed")
+    # A function that returns nothing modifies nothing: the points need real answers.
+    out = _three(answers["random_masking"])
+    for got, what, shape, dtype in ((out[0], "x_masked", (2, 3, 3), x.dtype),
+                                    (out[1], "mask", (2, 6), torch.float32),
+                                    (out[2], "ids_restore", (2, 6), torch.int64)):
+        expect_answer(got, what=f"{what} from random_masking", shape=shape, dtype=dtype)
+    restored = expect_answer(answers["restore_order"], what="restore_order(x, ids_restore)",
+                             shape=(2, 4, 3), dtype=shuffled.dtype)
+    expect_changed(restored, shuffled, what="restore_order(x, [3, 2, 1, 0])",
+                   how="reversed along dim 1")
+    loss = expect_answer(answers["mae_loss"], what="mae_loss", shape=(), dtype=pred.dtype)
+    other = expect_answer(student.mae_loss(pred + 1, imgs, mask, 1, False),
+                          what="mae_loss of other predictions", shape=(), dtype=pred.dtype)
+    expect_nonconstant(loss, other, what="mae_loss", depends_on="the predictions")
 
 
 # -- hidden checks: the forward pass with the course's TinyMAE ----------------------------------

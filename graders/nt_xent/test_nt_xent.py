@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 
 from torchgrade.checks import (
     check,
+    expect_answer,
     expect_close,
+    expect_nonconstant,
     expect_raises,
     expect_scalar,
     expect_shape,
@@ -34,6 +36,25 @@ def _pair(n: int, d: int, seed: int, dtype: torch.dtype = torch.float64):
     g = torch.Generator().manual_seed(seed)
     return (torch.randn(n, d, generator=g, dtype=dtype),
             torch.randn(n, d, generator=g, dtype=dtype))
+
+
+def _loss(student, z_i, z_j, t, what):
+    """The student's loss of (z_i, z_j), validated: a finite 0-dim tensor of the inputs' dtype
+    (None, NaN or a [2] tensor agree with themselves: no invariant may pass on them)."""
+    return expect_answer(student.nt_xent_loss(z_i, z_j, t), what=what, shape=(),
+                         dtype=z_i.dtype)
+
+
+def _expect_real_loss(student):
+    """Evidence of a real answer for the checks that compare the loss with itself: two
+    different float64 batches give two different losses (a constant is symmetric and
+    invariant to everything). N = 4, so the loss is not the N = 1 constant log(1) = 0."""
+    a, b = (_loss(student, *_pair(4, 8, seed), 0.5,
+                  what=f"nt_xent_loss of float64 batch {k} (N=4, D=8)")
+            for k, seed in ((1, 101), (2, 102)))
+    expect_nonconstant(a, b, what="nt_xent_loss", depends_on="the embeddings z_i and z_j",
+                       hint="compute the loss from z_i and z_j (cosine similarities, then "
+                       "cross-entropy over the 2N - 1 candidates)")
 
 
 def _reference_grads(reference, z_i, z_j, t):
@@ -117,7 +138,8 @@ def test_simclr_views_public(student):
         fail("simclr_views must return two views.", expected="(view_1, view_2)",
              got=type(first).__name__)
     for k, view in enumerate(first):
-        expect_shape(view, tuple(images.shape), what=f"view_{k + 1}", dtype=images.dtype)
+        expect_answer(view, what=f"view_{k + 1}", shape=tuple(images.shape),
+                      dtype=images.dtype)
         if float(view.min()) < -1e-6 or float(view.max()) > 1 + 1e-6:
             fail(f"view_{k + 1} leaves [0, 1].", expected="values in [0, 1]",
                  got=f"[{float(view.min()):.3g}, {float(view.max()):.3g}]",
@@ -190,9 +212,10 @@ _temps = st.floats(0.05, 2.0)
 @example(size=(1, 1, 0), t=0.5)
 def test_symmetric_in_views(student, size, t):
     """Swapping the two views leaves the loss unchanged."""
+    _expect_real_loss(student)
     z_i, z_j = _pair(*size)
-    a = student.nt_xent_loss(z_i, z_j, t)
-    b = student.nt_xent_loss(z_j, z_i, t)
+    a = _loss(student, z_i, z_j, t, what="nt_xent_loss(z_i, z_j)")
+    b = _loss(student, z_j, z_i, t, what="nt_xent_loss(z_j, z_i)")
     expect_tensor(b, a, what="nt_xent_loss(z_j, z_i) vs nt_xent_loss(z_i, z_j)", rtol=1e-7,
                   atol=1e-9)
 
@@ -202,9 +225,11 @@ def test_symmetric_in_views(student, size, t):
 @given(size=_sizes, t=_temps, scale=st.floats(1e-3, 1e3))
 def test_invariant_to_scale(student, size, t, scale):
     """Scaling the embeddings does not change the loss (cosine similarity)."""
+    _expect_real_loss(student)
     z_i, z_j = _pair(*size)
-    a = student.nt_xent_loss(z_i, z_j, t)
-    b = student.nt_xent_loss(z_i * scale, z_j * (scale * 0.5), t)
+    a = _loss(student, z_i, z_j, t, what="nt_xent_loss(z_i, z_j)")
+    b = _loss(student, z_i * scale, z_j * (scale * 0.5), t,
+              what="nt_xent_loss of rescaled embeddings")
     expect_tensor(b, a, what="nt_xent_loss of rescaled embeddings", rtol=1e-6, atol=1e-9)
 
 
@@ -213,10 +238,11 @@ def test_invariant_to_scale(student, size, t, scale):
 @given(size=_sizes, t=_temps, perm_seed=st.integers(0, 1000))
 def test_invariant_to_batch_permutation(student, size, t, perm_seed):
     """Shuffling the pairs (the same permutation for both views) leaves the loss unchanged."""
+    _expect_real_loss(student)
     z_i, z_j = _pair(*size)
     perm = torch.randperm(size[0], generator=torch.Generator().manual_seed(perm_seed))
-    a = student.nt_xent_loss(z_i, z_j, t)
-    b = student.nt_xent_loss(z_i[perm], z_j[perm], t)
+    a = _loss(student, z_i, z_j, t, what="nt_xent_loss(z_i, z_j)")
+    b = _loss(student, z_i[perm], z_j[perm], t, what="nt_xent_loss of the shuffled batch")
     expect_tensor(b, a, what="nt_xent_loss of the shuffled batch", rtol=1e-7, atol=1e-9)
 
 
@@ -258,9 +284,11 @@ def test_half_precision_inputs(student, reference, dtype):
 @check(points=2, kind="robustness", catches="normalising the inputs in place (z.div_(...)), "
        "which corrupts the caller's embeddings")
 def test_does_not_modify_inputs(student):
-    """nt_xent_loss leaves its input tensors unchanged."""
+    """nt_xent_loss returns a loss and leaves its input tensors unchanged."""
+    _expect_real_loss(student)  # a function that returns nothing modifies nothing either
     z_i, z_j = _pair(5, 6, 13)
-    _, mutated = student.call("nt_xent_loss", z_i, z_j, 0.5, _check_inputs=True)
+    loss, mutated = student.call("nt_xent_loss", z_i, z_j, 0.5, _check_inputs=True)
+    expect_answer(loss, what="nt_xent_loss(z_i, z_j)", shape=(), dtype=z_i.dtype)
     if mutated:
         fail("nt_xent_loss modified its inputs in place.", expected="inputs unchanged",
              got=f"argument(s) {mutated} changed")

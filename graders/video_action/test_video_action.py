@@ -37,7 +37,7 @@ import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from torchgrade.checks import check, expect_raises, expect_shape, fail
+from torchgrade.checks import check, expect_nonconstant, expect_raises, expect_shape, fail
 from torchgrade.course import video
 
 CLIPS = "torchgrade.course.video:ClipSet"
@@ -248,13 +248,26 @@ def test_uniform_indices_exact(student, reference):
                  hint="integer arithmetic only: ((2 * i + 1) * total) // (2 * num)")
 
 
+def _expect_real_indices(student) -> None:
+    """Evidence of a real answer for the sampling invariants: the indices follow the video's
+    length (10 frames and 1000 frames, 4 asked). ``[0] * num_frames`` is in range, sorted and
+    of the right count for every video."""
+    first, second = (_indices(student.uniform_frame_indices(total, 4),
+                              f"uniform_frame_indices({total}, 4)") for total in (10, 1000))
+    expect_nonconstant(first, second, what="uniform_frame_indices(total_frames, 4)",
+                       depends_on="total_frames", hint="spread the indices over the whole "
+                       "video: the centres of num_frames equal segments of [0, total_frames)")
+
+
 @check(points=4, kind="invariant", catches="indices outside [0, total_frames), decreasing, or "
        "not num_frames of them (e.g. a sampler that skips repeats or rounds up)")
 @given(total=st.integers(1, 10**7), num=st.integers(1, 300))
 @example(total=1, num=300)
 @example(total=299, num=300)
 def test_uniform_indices_invariants(student, total, num):
-    """For any total_frames and num_frames: num_frames indices, non-decreasing, in range."""
+    """For any total_frames and num_frames: num_frames indices, non-decreasing, in range; and
+    the indices follow the video's length."""
+    _expect_real_indices(student)
     got = _indices(student.uniform_frame_indices(total, num), "uniform_frame_indices")
     if len(got) != num:
         fail("uniform_frame_indices returned the wrong count.", expected="num_frames indices",
@@ -306,6 +319,24 @@ def test_keyframes_exact(student, reference, budget):
                  "to the lower index; sorted")
 
 
+def cut_frames(at: int) -> np.ndarray:
+    """[6, 4, 4, 3] frames, black until frame ``at`` and grey from it: one cut, at ``at``."""
+    frames = np.zeros((6, 4, 4, 3), dtype=np.uint8)
+    frames[at:] = 200
+    return frames
+
+
+def _expect_real_keyframes(student) -> None:
+    """Evidence of a real answer for the keyframe invariants: the keyframe follows the cut
+    (frames cut at 2 and at 4). ``list(range(1, k + 1))`` is sorted, distinct and in [1, T)
+    for any frames."""
+    first, second = (_indices(student.keyframe_indices(cut_frames(at), 1),
+                              f"keyframe_indices(frames cut at {at}, 1)") for at in (2, 4))
+    expect_nonconstant(first, second, what="keyframe_indices(frames, 1)",
+                       depends_on="the frames", hint="rank frames i >= 1 by the mean absolute "
+                       "difference of their grayscale image from frame i - 1's")
+
+
 @check(points=3, kind="invariant", catches=f"{FRAME_ZERO}; num_keyframes not respected "
        "(duplicates, too few or too many)")
 @given(t=st.integers(2, 12), k=st.integers(1, 11), seed=st.integers(0, 2**31 - 1),
@@ -313,7 +344,8 @@ def test_keyframes_exact(student, reference, budget):
 @example(t=2, k=1, seed=0, levels=1)
 def test_keyframe_invariants(student, t, k, seed, levels):
     """For any frames and num_keyframes <= T - 1: that many distinct indices, sorted, in
-    [1, T); frames with few grey levels make many ties."""
+    [1, T); frames with few grey levels make many ties. The keyframe follows a cut."""
+    _expect_real_keyframes(student)
     k = min(k, t - 1)
     rng = np.random.default_rng(seed)
     frames = (rng.integers(0, levels + 1, size=(t, 4, 5, 3)) * (255 // levels)).astype(np.uint8)

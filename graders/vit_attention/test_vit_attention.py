@@ -21,7 +21,16 @@ import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from torchgrade.checks import check, expect_close, expect_raises, expect_shape, expect_tensor, fail
+from torchgrade.checks import (
+    check,
+    expect_answer,
+    expect_close,
+    expect_nonconstant,
+    expect_raises,
+    expect_shape,
+    expect_tensor,
+    fail,
+)
 
 QKV_LAYOUT = ("a qkv output split as [heads, 3, head_dim] (or q, k, v taken from the wrong "
               "slices) instead of [3, heads, head_dim]")
@@ -454,6 +463,37 @@ def vit_configs(draw):
             "channels": draw(st.integers(1, 3)), "seed": draw(st.integers(0, 2**31 - 1))}
 
 
+def _vit_answer(student, vit, x: torch.Tensor, *, classes: int, depth: int, heads: int,
+                n: int, what: str) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The ViT's (logits, attentions) for ``x``, validated: finite logits [B, classes] and one
+    finite [B, heads, N, N] attention per layer (None, NaN or a [2] tensor is not an answer)."""
+    logits, atts = _pair(student.call(vit, x, return_attention=True, _no_grad=True), what)
+    b = x.shape[0]
+    expect_answer(logits, what=f"the logits of {what}", shape=(b, classes))
+    if not isinstance(atts, list | tuple) or len(atts) != depth:
+        fail("one attention tensor per layer is expected.", expected=f"{depth}",
+             got=str(len(atts)) if isinstance(atts, list | tuple) else type(atts).__name__)
+    for i, attn in enumerate(atts):
+        expect_answer(attn, what=f"attention {i + 1} of {what}", shape=(b, heads, n, n))
+    return logits, list(atts)
+
+
+def _expect_real_vit(student) -> None:
+    """Evidence of a real answer for the invariants: a small ViT (with its own initialisation)
+    attends differently to two different images. Uniform attention is a distribution and
+    permutes with the batch; the drawn configurations cannot show it (at width 1 LayerNorm
+    makes every correct ViT's attention constant)."""
+    vit = student.VisionTransformer(4, 2, 1, 3, 8, 1, 2, mlp_ratio=2.0)
+    vit.eval()
+    images = torch.randn(2, 1, 1, 4, 4, generator=torch.Generator().manual_seed(7))
+    attentions = [_vit_answer(student, vit, x, classes=3, depth=1, heads=2, n=5,
+                              what=f"VisionTransformer(4, 2, 1, 3, 8, 1, 2) on image {k}")[1][0]
+                  for k, x in enumerate(images)]
+    expect_nonconstant(*attentions, what="the ViT's attention", depends_on="the image",
+                       hint="compute the attention from the tokens: softmax(q @ k.T / "
+                       "sqrt(head_dim)), q and k from the qkv projection of the input")
+
+
 @check(points=5, kind="invariant", catches="attention that is not a distribution over the keys, "
        "the wrong number of layers or tokens, or mixing images of a batch")
 @given(cfg=vit_configs())
@@ -461,7 +501,9 @@ def vit_configs(draw):
               "channels": 1, "seed": 0})
 def test_vit_invariants(student, cfg):
     """For any small ViT: attention is non-negative with rows summing to 1, N = 1 + patches,
-    and permuting the batch permutes the logits and the attentions."""
+    and permuting the batch permutes the logits and the attentions; and the outputs of a
+    small ViT depend on its image."""
+    _expect_real_vit(student)
     img = cfg["patch"] * cfg["grid"]
     n = 1 + cfg["grid"] ** 2
     vit = student.VisionTransformer(img, cfg["patch"], cfg["channels"], 3, cfg["dim"],
@@ -470,16 +512,11 @@ def test_vit_invariants(student, cfg):
     g = torch.Generator().manual_seed(cfg["seed"])
     x = torch.randn(cfg["batch"], cfg["channels"], img, img, generator=g)
     perm = torch.randperm(cfg["batch"], generator=g)
-    logits, atts = _pair(student.call(vit, x, return_attention=True, _no_grad=True), "ViT")
-    expect_shape(logits, (cfg["batch"], 3), what="logits")
-    if not isinstance(atts, list | tuple) or len(atts) != cfg["depth"]:
-        fail("one attention tensor per layer is expected.", expected=f"{cfg['depth']}",
-             got=str(len(atts)) if isinstance(atts, list | tuple) else type(atts).__name__)
+    shape = {"classes": 3, "depth": cfg["depth"], "heads": cfg["heads"], "n": n}
+    logits, atts = _vit_answer(student, vit, x, **shape, what="ViT")
     for i, attn in enumerate(atts):
-        expect_shape(attn, (cfg["batch"], cfg["heads"], n, n), what=f"attention {i + 1}")
         _rows_are_distributions(attn, f"the attention of layer {i + 1}")
-    logits_p, atts_p = _pair(student.call(vit, x[perm], return_attention=True, _no_grad=True),
-                             "ViT")
+    logits_p, atts_p = _vit_answer(student, vit, x[perm], **shape, what="ViT (permuted batch)")
     expect_tensor(logits_p, logits[perm], what="logits of the permuted batch", rtol=1e-4,
                   atol=1e-5)
     for i, (a, b) in enumerate(zip(atts_p, atts, strict=True)):
@@ -496,25 +533,40 @@ def rollout_cases(draw):
             "seed": draw(st.integers(0, 2**31 - 1))}
 
 
+def _expect_real_rollout(student) -> None:
+    """Evidence of a real answer for the rollout invariants: two different attention stacks
+    (2 layers, 2 heads, grid 2 x 2) give two different rollouts. A uniform map is a
+    distribution and permutes with the batch; a 1 x 1 grid's rollout is always [[1]]."""
+    rollouts = [expect_answer(student.attention_rollout(_random_attentions(seed, 2, 1, 2, 5)),
+                              what=f"attention_rollout of attention stack {seed}",
+                              shape=(1, 2, 2)) for seed in (1, 2)]
+    expect_nonconstant(*rollouts, what="attention_rollout", depends_on="the attentions",
+                       hint="fuse the heads, add the identity, multiply the layers: R = A_L @ "
+                       "... @ A_1, then R[:, 0, 1:]")
+
+
 @check(points=4, kind="invariant", catches="a rollout that is not a distribution over the "
        "patches (negative, not renormalised, CLS kept) or that mixes images of a batch")
 @given(case=rollout_cases())
 def test_rollout_invariants(student, case):
     """For any attentions: the rollout is [B, gh, gw], non-negative, sums to 1 per image, and
-    permuting the batch permutes it."""
+    permuting the batch permutes it; and it depends on the attentions."""
+    _expect_real_rollout(student)
     n = 1 + case["gh"] * case["gw"]
     atts = _random_attentions(case["seed"], case["depth"], case["batch"], case["heads"], n)
     grid = (case["gh"], case["gw"])
-    got = student.attention_rollout(atts, case["fusion"], case["ratio"], grid)
-    expect_shape(got, (case["batch"], *grid), what="attention_rollout(...)")
+    got = expect_answer(student.attention_rollout(atts, case["fusion"], case["ratio"], grid),
+                        what="attention_rollout(...)", shape=(case["batch"], *grid))
     if float(got.min()) < 0 or not torch.allclose(got.sum((1, 2)), torch.ones(case["batch"],
                                                                               dtype=got.dtype)):
         fail("the rollout is not a distribution over the patches.",
              expected="values >= 0 summing to 1 per image",
              got=f"min {float(got.min()):.3g}, sums {got.sum((1, 2)).tolist()[:4]}")
     perm = torch.randperm(case["batch"], generator=torch.Generator().manual_seed(case["seed"]))
-    permuted = student.attention_rollout([a[perm] for a in atts], case["fusion"], case["ratio"],
-                                         grid)
+    permuted = expect_answer(student.attention_rollout([a[perm] for a in atts], case["fusion"],
+                                                       case["ratio"], grid),
+                             what="attention_rollout of the permuted batch",
+                             shape=(case["batch"], *grid))
     expect_tensor(permuted, got[perm], what="rollout of the permuted batch", rtol=1e-7,
                   atol=1e-10)
 

@@ -30,10 +30,11 @@ from hypothesis import strategies as st
 
 from torchgrade.checks import (
     check,
+    expect_answer,
     expect_close,
+    expect_nonconstant,
     expect_raises,
     expect_scalar,
-    expect_shape,
     expect_tensor,
     fail,
 )
@@ -325,6 +326,13 @@ def test_generator_loss(student, reference):
     expect_tensor(out.grads[0], want, what="d generator_loss / d fake", rtol=1e-7, atol=1e-10)
 
 
+def _loss_answer(got, what: str):
+    """A penalty or loss of float64 inputs must be a finite 0-dim float64 tensor: a number,
+    a [1] tensor, None or NaN is not one (expect_close alone accepts a plain number)."""
+    return expect_answer(got, what=what, shape=(), dtype=torch.float64,
+                         hint="return the mean as a 0-dim tensor (no .item(), no [None])")
+
+
 @st.composite
 def _shapes(draw):
     b = draw(st.integers(1, 6))
@@ -344,18 +352,21 @@ def test_penalty_invariants(student, shape, lam, seed):
     real, fake = _randn(*shape, seed=seed + 1), _randn(*shape, seed=seed + 2)
     lin = _linear(student, w)
     lin.to(torch.float64)
-    expect_close(student.gradient_penalty(lin, real, fake, lam, generator=_gen(seed)),
-                 lam * (float(w.norm()) - 1) ** 2, what="the linear critic's penalty",
-                 rtol=1e-7, atol=1e-9)
+    what = "the linear critic's penalty"
+    got = _loss_answer(student.gradient_penalty(lin, real, fake, lam, generator=_gen(seed)),
+                       what)
+    expect_close(got, lam * (float(w.norm()) - 1) ** 2, what=what, rtol=1e-7, atol=1e-9)
     square = student.construct(f"{COURSE}:HalfSquareCritic")
     norms = real.reshape(shape[0], -1).norm(dim=1)
     expected = lam * float(((norms - 1) ** 2).mean())
-    expect_close(student.gradient_penalty(square, real, real.clone(), lam, generator=_gen(seed)),
-                 expected, what="the penalty of |x|^2/2 with real == fake", rtol=1e-7,
-                 atol=1e-9)
-    expect_close(student.critic_loss(square, real, real.clone(), lam, generator=_gen(seed)),
-                 expected, what="critic_loss with real == fake (the penalty alone)", rtol=1e-7,
-                 atol=1e-9)
+    what = "the penalty of |x|^2/2 with real == fake"
+    got = _loss_answer(student.gradient_penalty(square, real, real.clone(), lam,
+                                                generator=_gen(seed)), what)
+    expect_close(got, expected, what=what, rtol=1e-7, atol=1e-9)
+    what = "critic_loss with real == fake (the penalty alone)"
+    got = _loss_answer(student.critic_loss(square, real, real.clone(), lam, generator=_gen(seed)),
+                       what)
+    expect_close(got, expected, what=what, rtol=1e-7, atol=1e-9)
 
 
 # -- hidden checks: the critic -------------------------------------------------------------------
@@ -380,7 +391,7 @@ def test_critic_structure(student):
              "per sample)", got=", ".join(banned),
              hint="drop the course text's nn.Sigmoid and nn.BatchNorm2d (LayerNorm is fine)")
     out = student.call(critic, torch.randn(5, 1, 28, 28, generator=_gen(1)), _no_grad=True)
-    expect_shape(out, (5, 1), what="Critic()(x [5, 1, 28, 28])")
+    expect_answer(out, shape=(5, 1), what="Critic()(x [5, 1, 28, 28])")
 
 
 @check(points=5, kind="invariant", catches="a critic squashed into [0, 1] (torch.sigmoid in "
@@ -393,13 +404,18 @@ def test_critic_is_unbounded_and_per_sample(student):
     x = torch.randn(8, 1, 28, 28, generator=_gen(2))
     full = student.call(critic, x, _no_grad=True)
     part = student.call(critic, x[:3].clone(), _no_grad=True)
-    expect_shape(full, (8, 1), what="Critic()(x [8, 1, 28, 28])")
+    expect_answer(full, shape=(8, 1), what="Critic()(x [8, 1, 28, 28])")
+    expect_answer(part, shape=(3, 1), what="Critic()(x [3, 1, 28, 28])")
     expect_tensor(part, full[:3], what="the scores of 3 samples alone vs within a batch of 8",
                   rtol=1e-4, atol=1e-5, hint="no batch statistics in a WGAN-GP critic: "
                   "BatchNorm (or anything mixing samples) changes each sample's gradient")
     scores = [full]
     for scale in (5.0, 25.0):
-        scores.append(student.call(critic, scale * x, _no_grad=True))
+        scores.append(expect_answer(student.call(critic, scale * x, _no_grad=True),
+                                    shape=(8, 1), what=f"Critic()({scale:g} * x)"))
+    # A constant score is per sample and unbounded: the scores must follow the images.
+    expect_nonconstant(full, scores[1], what="Critic()", depends_on="the images",
+                       hint="score each image with the network (no constant output)")
     allv = torch.cat([s.reshape(-1) for s in scores])
     if bool(((allv >= 0) & (allv <= 1)).all()):
         fail("the critic's scores all lie in [0, 1].", expected="an unbounded score",
@@ -434,15 +450,23 @@ def test_bad_arguments_hidden(student):
 @check(points=2, kind="robustness", catches="editing inputs in place (real.requires_grad_(), "
        "fake.detach_(), interpolating into real)")
 def test_does_not_modify_inputs(student):
-    """gradient_penalty, critic_loss and generator_loss leave their inputs unchanged."""
+    """gradient_penalty, critic_loss and generator_loss leave their inputs unchanged, and
+    answer: a finite loss that differs between two batches (a function that returns nothing,
+    or a constant, modifies nothing either)."""
     square = student.construct(f"{COURSE}:HalfSquareCritic")
-    for name, args in (("gradient_penalty", (square, _randn(4, 3, seed=1), _randn(4, 3, seed=2))),
-                       ("critic_loss", (square, _randn(4, 3, seed=3), _randn(4, 3, seed=4))),
-                       ("generator_loss", (square, _randn(4, 3, seed=5)))):
-        _, mutated = student.call(name, *args, _check_inputs=True)
-        if mutated:
-            fail(f"{name} modified its inputs in place.", expected="inputs unchanged",
-                 got=f"argument(s) {mutated} changed")
+    for name, n_inputs, base in (("gradient_penalty", 2, 0), ("critic_loss", 2, 2),
+                                 ("generator_loss", 1, 4)):
+        losses = []
+        for offset in (0, 10):  # the reference: 1.42 and 4.90, 2.58 and 1.72, -1.21 and -1.91
+            inputs = [_randn(4, 3, seed=base + offset + k) for k in range(1, n_inputs + 1)]
+            extra = (10.0, _gen(0)) if n_inputs == 2 else ()
+            loss, mutated = student.call(name, square, *inputs, *extra, _check_inputs=True)
+            if mutated:
+                fail(f"{name} modified its inputs in place.", expected="inputs unchanged",
+                     got=f"argument(s) {mutated} changed")
+            losses.append(_loss_answer(loss, f"{name} of [4, 3] inputs"))
+        expect_nonconstant(*losses, what=name, depends_on="the samples",
+                           hint="compute the loss from the critic's scores of the inputs")
 
 
 # -- hidden checks: the training loop's history --------------------------------------------------

@@ -30,9 +30,11 @@ class Assignment:
     version: str  # the grader version written into reports
     total_points: float  # the CPU profile's checks must add up to this
     root: Path  # the project root holding graders/, solutions/, assignments/
-    check_timeout_s: float  # default time limit of one check
-    import_timeout_s: float  # time to import the submission
-    submission_timeout_s: float  # the whole grading of one submission
+    # Budgets of student work are CPU seconds of the worker (torchgrade.cputime), never
+    # wall-clock seconds: a busy machine must not change a grade.
+    check_timeout_s: float  # default CPU budget of one check
+    import_timeout_s: float  # CPU budget for importing the submission
+    submission_timeout_s: float  # CPU budget of the student's work over the whole grading
     limits: Limits
     budgets: dict[str, dict[str, Any]]  # per profile, free-form numbers for the grader
     # [audit] mutate: the reference's top-level functions/classes whose exact behaviour the
@@ -43,6 +45,17 @@ class Assignment:
     # worker template (torchgrade.worker_template) import them once per batch, not once per
     # grading. Only trusted library or course code: every student worker inherits them.
     preload: tuple[str, ...] = ()
+    # The wall-clock backstop of a wait for the worker: wall_factor x its CPU budget +
+    # wall_slack_s. Reached while the worker computes, the machine was overloaded: an
+    # infrastructure outcome (no points given or taken, graded again), never the student's.
+    wall_factor: float = 5.0
+    wall_slack_s: float = 30.0
+
+    def threads(self, profile: str) -> int:
+        """Torch threads of the student worker (and of the grader) under ``profile``: the
+        rubric's ``[profiles.<profile>] threads``, else 1. Fixed by the rubric, never by the
+        machine or ``--jobs``, so that every run computes the same numbers at the same cost."""
+        return int(self.budgets.get(profile, {}).get("threads", 1))
 
     @property
     def grader_dir(self) -> Path:
@@ -103,7 +116,8 @@ def load(name: str, root: Path | None = None) -> Assignment:
     limits = _table(data, "limits", rubric_path, required=False)
     worker_limits = {k: v for k, v in limits.items() if k in _LIMIT_KEYS}
     unknown = set(limits) - _LIMIT_KEYS - {"check_timeout_s", "import_timeout_s",
-                                           "submission_timeout_s"}
+                                           "submission_timeout_s", "wall_factor",
+                                           "wall_slack_s"}
     if unknown:
         raise AssignmentError(f"{rubric_path}: unknown [limits] keys: {sorted(unknown)}")
     profiles = _table(data, "profiles", rubric_path, required=False)
@@ -119,6 +133,11 @@ def load(name: str, root: Path | None = None) -> Assignment:
     if not isinstance(preload, list) or not all(isinstance(m, str) and m for m in preload):
         raise AssignmentError(f"{rubric_path}: [assignment] preload must be a list of module "
                               "names (e.g. [\"transformers\"])")
+    for prof, table in profiles.items():
+        threads = table.get("threads", 1) if isinstance(table, dict) else 1
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise AssignmentError(f"{rubric_path}: [profiles.{prof}] threads must be a whole "
+                                  f"number >= 1, got {threads!r}")
     return Assignment(
         name=name,
         title=str(section.get("title", name)),
@@ -133,6 +152,8 @@ def load(name: str, root: Path | None = None) -> Assignment:
         budgets={str(k): dict(v) for k, v in profiles.items() if isinstance(v, dict)},
         audit_mutate=tuple(mutate),
         preload=tuple(preload),
+        wall_factor=max(1.0, _positive(limits, "wall_factor", rubric_path, 5.0)),
+        wall_slack_s=_positive(limits, "wall_slack_s", rubric_path, 30.0),
     )
 
 

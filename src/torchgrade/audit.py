@@ -4,6 +4,10 @@ Before a grader is released, course staff need evidence, not hope:
 
 - **fair**: the reference scores full marks; the untouched stub scores zero, every check
   failing cleanly on the stub (not crashing in the grader); every run gives the same score;
+- **not fooled by a non-answer**: the stub's degenerate twins (``torchgrade.twins``: every
+  top-level function returns None, a NaN tensor, a 0-dim zero or its first argument) score
+  zero; a point for one is a check whose property any constant satisfies, passing without
+  evidence of a real answer;
 - **sharp**: each known mistake in ``examples/<name>/`` (its ``about.toml`` says which checks
   must catch it and which must not be affected) loses points where it should, and mutants of the
   reference (``torchgrade.mutate``) are caught; the ones that survive are listed as possible
@@ -11,8 +15,9 @@ Before a grader is released, course staff need evidence, not hope:
 
 Everything is graded exactly as students are (``grade_batch``: sandboxed workers, real
 reports), from a staging folder of "students" named ``reference``, ``stub``,
-``example-<name>`` and ``mutant-<id>``. The result is a frozen :class:`AuditResult`, written
-as ``audit.json`` (schema ``torchgrade.audit/1``) and ``audit.html`` next to the reports.
+``twin-<kind>``, ``example-<name>`` and ``mutant-<id>``. The result is a frozen
+:class:`AuditResult`, written as ``audit.json`` (schema ``torchgrade.audit/1``) and
+``audit.html`` next to the reports.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import shutil
 import statistics
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,6 +37,7 @@ from torchgrade.batch import grade_batch
 from torchgrade.mutate import Mutant, generate_mutants
 from torchgrade.report import Report, atomic_write_text
 from torchgrade.runner import Options
+from torchgrade.twins import Twin, generate_twins
 
 SCHEMA = "torchgrade.audit/1"
 GRADER_CRASH = "grader could not evaluate"  # what a check says when the grader itself broke
@@ -55,6 +61,10 @@ class AuditOptions:
     # default) grades every example with every check.
     example_skip_kinds: tuple[str, ...] = ()
     sandbox: str = "auto"
+    # Grade the stub's four degenerate twins (torchgrade.twins) with every check, alongside the
+    # reference and the stub, in every run; each must score 0. They fail fast (4-11 s each,
+    # training checks included: benchmarks/degenerate_twins.md). False leaves them out.
+    twins: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +88,16 @@ class MutantResult:
 
 
 @dataclasses.dataclass(frozen=True)
+class TwinResult:
+    kind: str  # torchgrade.twins.KINDS
+    student: str  # "twin-<kind>"
+    description: str  # what every top-level function of this twin returns
+    score: float  # of the first run
+    max_score: float
+    awarded: tuple[str, ...]  # checks that gave it points (empty: as it should be)
+
+
+@dataclasses.dataclass(frozen=True)
 class CheckTiming:
     name: str
     kind: str
@@ -96,6 +116,7 @@ class AuditResult:
     scores: dict[str, list[float]]  # "student" -> score of each run
     max_score: float
     duration_s: float
+    twins: tuple[TwinResult, ...] = ()
     schema: str = SCHEMA
 
     @property
@@ -150,11 +171,33 @@ def _not_passed(report: Report) -> list[str]:
 
 
 def _judge_reference(report: Report) -> Finding:
+    if report.unresolved:
+        return Finding("reference", "problem", "not judged: the machine was too busy to grade "
+                       f"{', '.join(report.unresolved)} (infrastructure); audit again")
     if report.max_score > 0 and report.score == report.max_score:
         return Finding("reference", "ok", f"full marks ({report.score:g}/{report.max_score:g})")
     failing = ", ".join(_not_passed(report)) or report.submission_error or "no checks ran"
     return Finding("reference", "problem",
                    f"{report.score:g}/{report.max_score:g}: the reference fails {failing}")
+
+
+def _judge_budgets(report: Report) -> Finding | None:
+    """The reference must use at most half of each training check's CPU budget, so that a
+    slower machine, or a slower correct solution, still passes."""
+    from torchgrade.budgets import MAX_REFERENCE_SHARE
+
+    training = [c for c in report.checks if c.kind == "training" and c.status == "passed"
+                and c.cpu_budget_s > 0]
+    if not training:
+        return None
+    over = [c for c in training if c.cpu_s > MAX_REFERENCE_SHARE * c.cpu_budget_s]
+    used = ", ".join(f"{c.name} {c.cpu_s:.1f}/{c.cpu_budget_s:g} CPU s" for c in training)
+    if over:
+        return Finding("budgets", "problem", f"the reference uses more than "
+                       f"{MAX_REFERENCE_SHARE:.0%} of a training check's CPU budget ({used}): "
+                       "raise the budget, or a slower correct solution will fail")
+    return Finding("budgets", "ok", f"the reference uses at most {MAX_REFERENCE_SHARE:.0%} of "
+                   f"each training check's CPU budget ({used})")
 
 
 def _judge_stub(report: Report) -> Finding:
@@ -167,6 +210,27 @@ def _judge_stub(report: Report) -> Finding:
         return Finding("stub", "problem", "the grader crashed on the stub in: "
                        + (", ".join(crashes) or "every check (none ran)"))
     return Finding("stub", "ok", f"zero, every one of {len(report.checks)} checks fails cleanly")
+
+
+def _judge_twin(twin: Twin, report: Report) -> Finding:
+    """A degenerate twin must score zero: each point it earns is a check that passes on a
+    non-answer. A grader crash on it is noted (its feedback to such a student is unclear)."""
+    awarded = [f"{c.name} ({c.points:g})" for c in report.checks if c.points > 0]
+    if report.score != 0 or awarded:
+        return Finding(twin.student, "problem", f"a non-answer earns {report.score:g}/"
+                       f"{report.max_score:g} ({twin.description}): awarded by "
+                       f"{', '.join(awarded)}")
+    if not report.checks:
+        return Finding(twin.student, "problem", "the twin could not be graded: "
+                       + (report.submission_error.strip().splitlines() or ["no checks ran"])[0])
+    crashes = [c.name for c in report.checks if GRADER_CRASH in c.feedback]
+    note = f"; the grader itself crashed in {', '.join(crashes)}" if crashes else ""
+    return Finding(twin.student, "ok", f"zero ({twin.description}){note}")
+
+
+def _twin_result(twin: Twin, report: Report) -> TwinResult:
+    return TwinResult(twin.kind, twin.student, twin.description, report.score,
+                      report.max_score, tuple(c.name for c in report.checks if c.points > 0))
 
 
 def _judge_example(name: str, spec: dict[str, Any], report: Report,
@@ -265,6 +329,9 @@ def run_audit(assignment: Assignment, out_dir: Path, options: AuditOptions = Aud
     module = assignment.module
     _stage(staging, "reference", module, assignment.solution_file.read_text(encoding="utf-8"))
     _stage(staging, "stub", module, assignment.stub_file.read_text(encoding="utf-8"))
+    twins = _twins_of(assignment) if options.twins else []
+    for twin in twins:
+        _stage(staging, twin.student, module, twin.source)
     for name in examples:
         source = assignment.root / "examples" / assignment.name / name / f"{module}.py"
         _stage(staging, f"example-{name}", module, source.read_text(encoding="utf-8"))
@@ -298,6 +365,8 @@ def run_audit(assignment: Assignment, out_dir: Path, options: AuditOptions = Aud
 
     first = runs[0]
     findings = [_judge_reference(first["reference"]), _judge_stub(first["stub"])]
+    findings += [f for f in (_judge_budgets(first["reference"]),) if f is not None]
+    findings += [_judge_twin(t, first[t.student]) for t in twins]
     findings += [_judge_example(n, spec, first[f"example-{n}"],
                                 tuple(first[f"example-{n}"].extra.get("skipped_kinds", ())))
                  for n, spec in examples.items()]
@@ -311,17 +380,26 @@ def run_audit(assignment: Assignment, out_dir: Path, options: AuditOptions = Aud
                                                "mutated": list(assignment.audit_mutate)},
         findings=tuple(findings), mutants=tuple(mutant_results), timings=_timings(runs),
         scores={s: [run[s].score for run in runs] for s in known},
-        max_score=first["reference"].max_score, duration_s=round(time.monotonic() - started, 1))
-    write_audit(result, out_dir, mutants)
+        max_score=first["reference"].max_score, duration_s=round(time.monotonic() - started, 1),
+        twins=tuple(_twin_result(t, first[t.student]) for t in twins))
+    write_audit(result, out_dir, mutants, twins)
     return result
+
+
+def _twins_of(assignment: Assignment) -> list[Twin]:
+    try:
+        return generate_twins(assignment.stub_file.read_text(encoding="utf-8"))
+    except ValueError as exc:  # a stub that does not parse
+        raise AssignmentError(f"{assignment.stub_file}: no degenerate twins: {exc}") from exc
 
 
 def _grade_known(assignment: Assignment, staging: Path, out: Path, known: list[str],
                  examples: dict[str, dict[str, Any]], grading: Options,
                  options: AuditOptions) -> dict[str, Report]:
     """One run over the known submissions: all of them with every check, or, with
-    ``example_skip_kinds``, the reference and the stub first (their report says which check
-    is of which kind), then with every check the examples that expect full marks or zero (a
+    ``example_skip_kinds``, the reference, the stub and its twins first (the reference's report
+    says which check is of which kind; the twins, fast, fill the other jobs while the
+    reference trains), then with every check the examples that expect full marks or zero (a
     claim about every check) or name a check of a skipped kind, and the others without those
     kinds."""
     def batch(students: list[str], opts: Options) -> dict[str, Report]:
@@ -348,11 +426,14 @@ def _grade_known(assignment: Assignment, staging: Path, out: Path, known: list[s
     return reports
 
 
-def write_audit(result: AuditResult, out_dir: Path, mutants: list[Mutant]) -> None:
+def write_audit(result: AuditResult, out_dir: Path, mutants: Sequence[Mutant],
+                twins: Sequence[Twin] = ()) -> None:
     from torchgrade.render.html import render_audit_html
 
     atomic_write_text(out_dir / "audit.json",
                       json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n")
     for m in mutants:  # each mutant's source, to read a survivor's edit in context
         atomic_write_text(out_dir / "mutants" / f"{m.id}.py", m.source + "\n")
+    for t in twins:  # each twin's source, to read what earned a point
+        atomic_write_text(out_dir / "twins" / f"{t.kind}.py", t.source + "\n")
     atomic_write_text(out_dir / "audit.html", render_audit_html(result))

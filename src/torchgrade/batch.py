@@ -4,7 +4,11 @@
 plus its HTML page, Gradescope ``results.json`` and JUnit XML, then a class CSV. Submissions
 are graded in parallel (each in its own grader process and sandboxed worker); a failure of
 torchgrade itself on one submission is written into that student's report and never stops
-the batch. Every file is written atomically.
+the batch. Every file is written atomically. A submission the machine was too busy to grade
+(a check with the ``infrastructure`` status: its wall-clock backstop ran out while the
+student's code still had CPU budget) is graded again after the others, one at a time; any
+still unresolved then are listed in the batch result and the class summary, and are never
+cached, so the next run grades them again.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ class BatchResult:
     out_dir: Path
     duration_s: float
     summary_path: Path | None = None  # the class summary page (None if it failed to render)
+    # Students with checks the machine could not grade even when graded again, alone.
+    unresolved: tuple[str, ...] = ()
 
 
 def discover(submissions: Path) -> list[str]:
@@ -166,7 +172,9 @@ def grade_one(assignment: Assignment, submissions: Path, student: str, out_dir: 
     except Exception as exc:  # noqa: BLE001 - one broken grading never stops the batch
         report = _internal_error_report(assignment, student, options, exc)
     else:
-        report = dataclasses.replace(report, extra={**report.extra, "cache_key": key})
+        # A report with checks left ungraded by an overloaded machine is not kept for reuse.
+        if not report.unresolved:
+            report = dataclasses.replace(report, extra={**report.extra, "cache_key": key})
     try:
         write_outputs(report, out_dir)
     except Exception:  # noqa: BLE001 - a renderer failing on one report must not stop the batch
@@ -177,17 +185,18 @@ def grade_one(assignment: Assignment, submissions: Path, student: str, out_dir: 
 def grade_batch(assignment: Assignment, submissions: Path, out_dir: Path, *,
                 options: Options, jobs: int = 1, students: list[str] | None = None,
                 progress: Callable[[int, int, Report], None] | None = None,
-                use_cache: bool = True,
+                use_cache: bool = True, retries: int = 2,
                 grade: Callable[..., Report] = grade_submission) -> BatchResult:
     """Grade ``students`` (default: every folder). With ``use_cache`` a student whose report
     was written for the same submission, grader and options is not graded again, so a killed
-    batch resumes where it stopped and a re-run grades only what changed."""
+    batch resumes where it stopped and a re-run grades only what changed. A submission with
+    checks the machine was too busy to grade is graded again up to ``retries`` times, alone,
+    after the others. Each worker's torch threads come from the rubric (``Options.threads``),
+    never from ``jobs``."""
     started = time.monotonic()
     fingerprint = grader_fingerprint(assignment) if use_cache else None
     roster = students if students is not None else discover(submissions)
     jobs = max(1, jobs)
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    options = dataclasses.replace(options, threads=threads)
     if options.profile == "gpu" and grade is grade_submission:
         gpus = visible_gpus()
         if gpus:  # one worker per GPU: never more gradings at once than GPUs
@@ -202,6 +211,19 @@ def grade_batch(assignment: Assignment, submissions: Path, out_dir: Path, *,
             reports.append(report)
             if progress is not None:
                 progress(len(reports), len(roster), report)
+    for attempt in range(1, retries + 1):
+        again = [r.student for r in reports if r.unresolved]
+        if not again:
+            break
+        print(f"grading again, one at a time, {len(again)} submission(s) the machine was too "
+              f"busy to grade (attempt {attempt} of {retries}): {', '.join(again)}",
+              file=sys.stderr, flush=True)
+        for student in again:
+            report = grade_one(assignment, submissions, student, out_dir, options,
+                               fingerprint, grade)
+            report = dataclasses.replace(report, extra={**report.extra, "regraded": attempt})
+            write_outputs(report, out_dir)
+            reports = [report if r.student == student else r for r in reports]
     reports.sort(key=lambda r: r.student)
     csv_path = write_class_csv(reports, out_dir / f"{assignment.name}.csv")
     summary_path: Path | None = out_dir / f"{assignment.name}-summary.html"
@@ -211,7 +233,7 @@ def grade_batch(assignment: Assignment, submissions: Path, out_dir: Path, *,
         traceback.print_exc()
         summary_path = None
     return BatchResult(tuple(reports), csv_path, out_dir, time.monotonic() - started,
-                       summary_path)
+                       summary_path, tuple(r.student for r in reports if r.unresolved))
 
 
 def visible_gpus() -> list[str]:

@@ -3,7 +3,9 @@
 A check is a pytest test decorated with ``@check(points=..., kind=...)``. Comparisons raise
 ``CheckFailure`` with a message that says what was expected, what came back and a hint. In
 hidden checks (``reveal()`` is False) messages never echo inputs or expected values, only how
-far off the answer was.
+far off the answer was. A check whose property any constant satisfies first asks for evidence
+of a real answer (``expect_answer``, ``expect_nonconstant``, ``expect_changed``): the audit's
+degenerate twins of the stub (``torchgrade.twins``) must score zero.
 """
 
 from __future__ import annotations
@@ -220,3 +222,103 @@ def expect_raises(exc_name: str, *, what: str, mentions: str | None = None,
                  hint=hint)
         return
     fail(f"{what} did not raise.", expected=exc_name, got="a normal return", hint=hint)
+
+
+# -- evidence of a real answer ------------------------------------------------------------------
+# A check whose property any constant satisfies (symmetry, an invariance, a round trip, inputs
+# left unmodified) compares the submission with itself: None == None, NaN "equals" NaN under
+# equal_nan, and a loss that returns 0.0 is perfectly symmetric. Such a check first validates
+# every output it uses with expect_answer, and, where the contract says the output depends on
+# an input, shows that it does with expect_nonconstant (or expect_changed). The audit's
+# degenerate twins (torchgrade.twins) hold every grader to this.
+def expect_answer(got: Any, *, what: str, shape: tuple[int | None, ...] | None = None,
+                  dtype: Any = None, hint: str = "") -> Any:
+    """``got`` must be an answer at all: a ``torch.Tensor`` of ``shape`` (``None`` in it: any
+    size on that dimension; ``()`` for a scalar) and ``dtype`` when given, with every value
+    finite (NaN and inf are not answers). Returns ``got``.
+
+    Feedback names what is wrong ("nt_xent_loss(z_i, z_j) is NaN", "... returned None");
+    in hidden checks it shows no values, only counts.
+    """
+    import torch
+
+    wanted = "a tensor" if shape is None else f"a tensor of shape {_shape_text(shape)}"
+    wanted += f" ({str(dtype).removeprefix('torch.')})" if dtype is not None else ""
+    if got is None:
+        fail(f"{what} returned None.", expected=wanted, got="None",
+             hint=hint or "the function must return its result (a missing `return` gives None)")
+    expect_type(got, torch.Tensor, what=what, hint=hint)
+    if shape is not None and (got.dim() != len(shape) or any(
+            want is not None and have != want for have, want in zip(got.shape, shape,
+                                                                    strict=False))):
+        fail(f"{what} has the wrong shape.", expected=f"shape {_shape_text(shape)}",
+             got=f"shape {list(got.shape)}", hint=hint)
+    if dtype is not None and got.dtype != dtype:
+        fail(f"{what} has the wrong dtype.", expected=str(dtype), got=str(got.dtype), hint=hint)
+    if got.is_floating_point() or got.is_complex():
+        bad = ~torch.isfinite(got.detach())
+        n_bad = int(bad.sum())
+        if n_bad:
+            nan = int(torch.isnan(got.detach()).sum())
+            kind = "NaN" if nan == n_bad else "inf" if nan == 0 else "NaN or inf"
+            said = f"{what} is {kind}." if got.numel() == 1 else \
+                f"{what} contains {n_bad} {kind} value(s) of {got.numel()}."
+            fail(said, expected="finite values",
+                 got=_sample(got.detach().cpu()) if reveal() else f"{n_bad} non-finite",
+                 hint=hint or "look for division by zero, log(0), an overflowing exp(), or a "
+                 "placeholder return")
+    return got
+
+
+def expect_nonconstant(first: Any, second: Any, *, what: str, depends_on: str,
+                       atol: float = 0.0, hint: str = "") -> None:
+    """``first`` and ``second``, what ``what`` returned for two inputs that differ in
+    ``depends_on`` (two inputs on which a correct answer differs clearly), must differ by more
+    than ``atol``: evidence that the answer is computed from its inputs, not a constant.
+    Validate both with :func:`expect_answer` first.
+
+    Feedback: "the loss is the same for every input: it does not depend on the embeddings".
+    """
+    import torch
+
+    if isinstance(first, torch.Tensor) and isinstance(second, torch.Tensor):
+        a = first.detach().to("cpu", torch.float64)
+        b = second.detach().to("cpu", torch.float64)
+        same = a.shape == b.shape and bool(torch.isclose(a, b, rtol=0.0, atol=atol,
+                                                         equal_nan=True).all())
+    else:  # numbers, strings: equal values of one type
+        same = type(first) is type(second) and bool(first == second)
+    if same:
+        fail(f"{what} is the same for every input: it does not depend on {depends_on}.",
+             expected=f"different results when {depends_on} change",
+             got=(f"{_describe_value(first)} both times" if reveal() else
+                  "the same result both times"),
+             hint=hint or "return what the function computes from its arguments, not a "
+             "placeholder constant")
+
+
+def expect_changed(got: Any, given: Any, *, what: str, how: str, hint: str = "") -> None:
+    """``got``, what ``what`` returned for the input ``given``, must not be ``given`` handed
+    back unchanged (same shape and values): evidence of a real answer for a function whose
+    contract changes its input (``how``, what it should have done: "cut into patches").
+    Validate ``got`` with :func:`expect_answer` first."""
+    import torch
+
+    if isinstance(got, torch.Tensor) and isinstance(given, torch.Tensor) and \
+            got.shape == given.shape and got.dtype == given.dtype and \
+            torch.equal(got.detach().cpu(), given.detach().cpu()):
+        fail(f"{what} returned its input unchanged.", expected=f"the input {how}",
+             got="the input, unchanged",
+             hint=hint or "the function must transform its argument, not hand it back")
+
+
+def _shape_text(shape: tuple[int | None, ...]) -> str:
+    return "[" + ", ".join("*" if s is None else str(s) for s in shape) + "]"
+
+
+def _describe_value(x: Any) -> str:
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        return _sample(x.detach().cpu()) if x.dim() else f"{x.item():.6g}"
+    return _describe(x)

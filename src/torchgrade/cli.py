@@ -13,23 +13,36 @@
 Exit status: 0 success (for ``check``: every public check passed; for ``audit``: the grader
 is fair), 1 checks failed (or the audit found a problem),
 2 bad usage or input (with a message saying what to fix), 3 torchgrade itself failed on some
-submission of a batch (their reports say why; the rest of the batch is graded).
+submission of a batch (their reports say why; the rest of the batch is graded), 4 (``grade``)
+some checks could not be graded because the machine was overloaded, even when graded again
+alone (those checks give and take no points; run the command again to grade them).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import textwrap
 from pathlib import Path
 
-from torchgrade import __version__, docker_exec
+from torchgrade import __version__, docker_exec, nbcode
 from torchgrade.assignment import AssignmentError, available, find_root, load
 from torchgrade.report import KINDS, Report
 
 SYMBOL = {"passed": "PASS", "failed": "FAIL", "error": "ERR ", "timeout": "TIME",
-          "skipped": "SKIP"}
+          "skipped": "SKIP", "infrastructure": "BUSY"}
+
+
+def default_jobs(assignment, profile: str) -> int:
+    """What this machine can run side by side: one grading per GPU under the gpu profile,
+    else its cores divided by the rubric's torch threads per worker."""
+    if profile == "gpu":
+        from torchgrade.batch import visible_gpus
+
+        return max(1, len(visible_gpus()))
+    return max(1, (os.cpu_count() or 1) // assignment.threads(profile))
 
 
 class UsageError(Exception):
@@ -67,6 +80,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, metavar="PATH", help="also write the report as JSON "
                    "to PATH (the schema of `grade`'s per-student reports; the notebooks' test "
                    "cells read it)")
+    p.add_argument("--training", action="store_true", help="also run the training checks "
+                   "(minutes, not seconds) where this copy of the course has them, and print "
+                   "the CPU seconds your code used in each against its budget; budgets are "
+                   "CPU time with one torch thread, the same as when you are graded (the "
+                   "handout's table lists them)")
     _common(p)
 
     g = sub.add_parser("grade", help="grade a folder of submissions into reports",
@@ -86,8 +104,10 @@ def _parser() -> argparse.ArgumentParser:
                    "(nbgrader's submitted/ folder works as is)")
     g.add_argument("--out", type=Path, required=True, help="where reports are written")
     g.add_argument("--jobs", "-j", type=int, default=None, help="submissions graded at once "
-                   "(about one per CPU core; default 1, or under --profile gpu one per GPU: "
-                   "each grading then gets a GPU of its own)")
+                   "(default: what the machine runs side by side, its CPU cores divided by "
+                   "the rubric's torch threads per worker; under --profile gpu one per GPU, "
+                   "each grading then getting a GPU of its own). Grades never depend on it: "
+                   "threads are fixed by the rubric and budgets are CPU time")
     g.add_argument("--visibility", choices=("public", "all"), default="all",
                    help="which checks run (default: all, public and hidden)")
     g.add_argument("--student", action="append", help="grade only this student (repeatable)")
@@ -148,6 +168,22 @@ def _parser() -> argparse.ArgumentParser:
                    "tests/test_fixtures.py checks them against the reference)")
     b.add_argument("--skip-fixtures", action="store_true", help="do not rebuild the public "
                    "fixtures (the template gets the ones already built)")
+    m = asub.add_parser(
+        "measure", help="record what the reference uses of each training check's CPU budget",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.dedent("""\
+            Grade the reference's CPU training checks for real (one torch thread, as students
+            are graded) and record the CPU seconds each used, with this machine and the date,
+            in solutions/NAME/reference_cpu.toml. `author build` turns that record and the
+            grader's budgets into the table of training-check budgets in the handout;
+            `author build --check` fails when a budget changed since it was measured, and
+            `torchgrade audit` when the reference uses more than half of a budget."""),
+        epilog=textwrap.dedent("""\
+            examples:
+              torchgrade author measure wgan_gp   # after changing a training check or budget
+              torchgrade author build             # then: the handout's budget table
+            """))
+    m.add_argument("assignment")
     n = asub.add_parser(
         "new", help="scaffold a new assignment",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -172,6 +208,9 @@ def _parser() -> argparse.ArgumentParser:
             submissions whose right score is known:
               reference            must get full marks
               stub                 must get zero, every check failing cleanly
+              twins                the stub with every top-level function returning None,
+                                   a NaN tensor, a 0-dim zero or its first argument: each
+                                   must get zero (a non-answer earns nothing)
               examples/NAME/*      each must lose points on the checks its about.toml names
               mutants              small generated mistakes in the reference; survivors are
                                    listed as possible gaps (or edits equivalent to it)
@@ -191,7 +230,8 @@ def _parser() -> argparse.ArgumentParser:
                     "(default 8; 0 for none)")
     au.add_argument("--repeats", type=int, default=2, help="runs of the known submissions "
                     "compared for determinism (default 2)")
-    au.add_argument("--jobs", "-j", type=int, default=1, help="submissions graded at once")
+    au.add_argument("--jobs", "-j", type=int, default=None, help="submissions graded at once "
+                    "(default: CPU cores divided by the rubric's torch threads per worker)")
     au.add_argument("--seed", type=int, default=0, help="which mutants are drawn (default 0)")
     au.add_argument("--skip-kind", action="append", default=[], metavar="KIND",
                     choices=KINDS,
@@ -204,6 +244,10 @@ def _parser() -> argparse.ArgumentParser:
                     "quicker audit that still trains where an example claims it matters")
     au.add_argument("--mutants-with-training", action="store_true", help="grade mutants with "
                     "the training checks too (a minute or more per mutant)")
+    au.add_argument("--no-twins", action="store_true", help="do not grade the stub's four "
+                    "degenerate twins (every top-level function returning None, a NaN "
+                    "tensor, a 0-dim zero or its first argument; by default each must score "
+                    "zero, with every check, in every run)")
     au.add_argument("--sandbox", choices=("auto", "bwrap", "docker", "none"), default="auto",
                     help="worker isolation, as for grade")
 
@@ -315,28 +359,60 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"torchgrade {__version__}: public checks of {assignment.name} on {file}",
           flush=True)
     opts = Options(profile=args.profile, visibility="public", sandbox=args.sandbox,
-                   threads=max(1, os.cpu_count() or 1), worker_template=not args.fresh_workers)
+                   worker_template=not args.fresh_workers)
     report = grade_submission(assignment, file, "you", opts)
     if args.json is not None:
         from torchgrade.report import write_report
 
         write_report(report, args.json)
     print_report(report, verbose=True)
-    return 0 if report.checks and all(c.status == "passed" for c in report.checks) else 1
+    passed = bool(report.checks) and all(c.status == "passed" for c in report.checks)
+    if args.training:
+        passed = _check_training(assignment, file, opts) and passed
+    return 0 if passed else 1
+
+
+def _check_training(assignment, file: Path, opts) -> bool:
+    """The training checks on the student's file (all of them, hidden or not, where this copy
+    of the course has them), each with the CPU seconds it used against its budget."""
+    from torchgrade.runner import grade_submission
+
+    skip = tuple(k for k in KINDS if k != "training")
+    print(f"\ntraining checks of {assignment.name} (minutes; budgets are CPU seconds):",
+          flush=True)
+    report = grade_submission(assignment, file, "you", dataclasses.replace(
+        opts, visibility="all", skip_kinds=skip))
+    if not report.checks:
+        print("  this copy of the course has no training checks for it: they run when you "
+              "are graded (their budgets are in the handout)")
+        return True
+    print_report(report, verbose=True)
+    return all(c.status == "passed" for c in report.checks)
 
 
 def print_report(report: Report, verbose: bool) -> None:
     if report.submission_error:
         print(f"\n!! {report.submission_error}\n")
+    for line in nbcode.summary_lines(report.extra.get("notebook")):  # which cells ran
+        print(f"notebook: {line}")
     width = max((len(c.name) for c in report.checks), default=10)
     for c in report.checks:
         print(f"  {SYMBOL[c.status]}  {c.points:>4g}/{c.max_points:<4g} {c.name:<{width}}  "
               f"{c.description}")
+        if verbose and c.kind == "training" and c.cpu_budget_s:
+            print(f"        CPU: your code used {c.cpu_s:.1f} of this check's "
+                  f"{c.cpu_budget_s:g} CPU seconds")
         if verbose and c.status != "passed" and c.feedback and c.feedback != \
                 report.submission_error:
             print(textwrap.indent(c.feedback.rstrip(), "        "))
+    threads = report.extra.get("threads")
     print(f"\nscore: {report.score:g}/{report.max_score:g}   sandbox: {report.sandbox}   "
-          f"time: {report.duration_s:.1f} s")
+          f"time: {report.duration_s:.1f} s" + (f"   torch threads: {threads}" if threads
+                                                  else ""))
+    if report.unresolved:
+        print(f"!! {len(report.unresolved)} check(s) could not be graded: this machine was too "
+              "busy (see BUSY above). They count neither for nor against you: run again when "
+              "it is quieter.")
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
@@ -347,13 +423,12 @@ def cmd_grade(args: argparse.Namespace) -> int:
         in_shard,
         parse_shard,
         progress_for,
-        visible_gpus,
     )
     from torchgrade.runner import Options
 
     assignment = load(args.assignment, _root(args))
     if args.jobs is None:
-        args.jobs = max(1, len(visible_gpus())) if args.profile == "gpu" else 1
+        args.jobs = default_jobs(assignment, args.profile)
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     try:
@@ -416,17 +491,24 @@ def cmd_grade(args: argparse.Namespace) -> int:
         counts = {s: sum(c.status == s for c in r.checks) for s in SYMBOL}
         print(f"{r.student:<{width}}  {r.score:>5g}/{r.max_score:<4g} {counts['passed']:>4} "
               f"{counts['failed']:>6} {counts['error']:>5} {counts['timeout']:>7}"
-              + ("   (submission problem)" if r.submission_error else ""))
+              + ("   (submission problem)" if r.submission_error else "")
+              + (f"   ({len(r.unresolved)} check(s) not graded: machine overloaded)"
+                 if r.unresolved else ""))
     print(f"\nreports: {result.out_dir}/<student>/{assignment.name}.json (.html for people)")
     print(f"class CSV: {result.csv_path}   ({result.duration_s:.1f} s)")
     if result.summary_path is not None:
         print(f"class summary: {result.summary_path}")
+    if result.unresolved:
+        print(f"\n{len(result.unresolved)} submission(s) still have checks the machine was too "
+              f"busy to grade, even alone: {', '.join(result.unresolved)}. Their scores leave "
+              "those checks out; run the same command again (with fewer --jobs, or on a "
+              "quieter machine) to grade them.", file=sys.stderr)
     broken = [r.student for r in result.reports if r.submission_error.startswith(INTERNAL)]
     if broken:
         print(f"torchgrade itself failed on {len(broken)} submission(s): {', '.join(broken)} "
               "(see their reports)", file=sys.stderr)
         return 3
-    return 0
+    return 4 if result.unresolved else 0
 
 
 def cmd_author(args: argparse.Namespace) -> int:
@@ -436,6 +518,19 @@ def cmd_author(args: argparse.Namespace) -> int:
         return cmd_author_build(args)
     if args.author_command == "new":
         return cmd_author_new(args)
+    if args.author_command == "measure":
+        from torchgrade import budgets
+
+        assignment = load(args.assignment, _root(args))
+        if not budgets.training_checks(assignment):
+            raise UsageError(f"{assignment.name} has no training checks to measure")
+        print(f"grading the reference of {assignment.name}, training checks only...",
+              file=sys.stderr, flush=True)
+        path = budgets.measure(assignment)
+        for name, m in budgets.recorded(assignment).items():
+            print(f"  {name}: {m.cpu_s:.1f} of {m.budget_s:g} CPU seconds")
+        print(f"recorded in {path}; run `torchgrade author build` to update the handout")
+        return 0
     assignment = load(args.assignment, _root(args))
     path = build_fixtures(assignment)
     print(f"wrote {path}")
@@ -500,6 +595,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from torchgrade.audit import AuditOptions, run_audit
 
     assignment = load(args.assignment, _root(args))
+    if args.jobs is None:
+        args.jobs = default_jobs(assignment, "cpu")
     for value, name, least in ((args.mutants, "--mutants", 0), (args.repeats, "--repeats", 1),
                                (args.jobs, "--jobs", 1)):
         if value < least:
@@ -509,7 +606,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
         mutants=args.mutants, repeats=args.repeats, jobs=args.jobs, seed=args.seed,
         skip_kinds=tuple(args.skip_kind), sandbox=args.sandbox,
         example_skip_kinds=tuple(args.example_skip_kind),
-        mutant_skip_kinds=() if args.mutants_with_training else ("training",))
+        mutant_skip_kinds=() if args.mutants_with_training else ("training",),
+        twins=not args.no_twins)
     print(f"auditing {assignment.name}: {args.repeats} run(s), {args.mutants} mutant(s), "
           f"{args.jobs} job(s)", file=sys.stderr, flush=True)
     result = run_audit(assignment, out, options,

@@ -46,8 +46,11 @@ import sys
 import tarfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from torchgrade.cputime import TreeMeter
 
 if TYPE_CHECKING:
     from torchgrade.sandbox import Launch, Limits
@@ -305,7 +308,31 @@ def launch(*, module_name: str, workdir: Path, rx: int, tx: int, out: int, limit
              "--threads", str(threads), "--limits", json.dumps(worker_limits)]
     proc = subprocess.Popen(argv, stdin=rx, stdout=tx, stderr=out, env=client_env(),
                             cwd=str(workdir), start_new_session=True)
-    return Launch(proc, level(limits, gpu and gpus_available()), [], container=name)
+    return Launch(proc, level(limits, gpu and gpus_available()), [], container=name,
+                  meter=TreeMeter(_container_pid(name)))
+
+
+def _container_pid(name: str) -> Callable[[], int | None]:
+    """The host pid of the container's first process (its process tree is the worker), asked
+    of the engine once it runs; None until then, or where the engine's processes are not
+    visible here (a remote engine: budgets then wait for that answer)."""
+    found: list[int] = []
+    asked = [0.0]
+
+    def pid() -> int | None:
+        if not found and time.monotonic() - asked[0] > 1.0:
+            asked[0] = time.monotonic()
+            try:
+                out = docker("inspect", "--format", "{{.State.Pid}}", name, timeout=10)
+            except DockerUnavailable:
+                return None
+            text = out.stdout.decode().strip()
+            if out.returncode == 0 and text.isdigit() and int(text) > 0 \
+                    and Path(f"/proc/{text}").is_dir():
+                found.append(int(text))
+        return found[0] if found else None
+
+    return pid
 
 
 def remove_container(name: str) -> None:

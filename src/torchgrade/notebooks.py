@@ -18,12 +18,15 @@ so ``cd notebooks && nbgrader generate_assignment <name>`` writes the student ve
   lines give way to nbgrader's own code stub, which replaces each region. Module-level
   ``SOLUTION`` blocks (helpers only the reference needs) become cells of their own whose whole
   content is a region;
-- a read-only setup cell running the public checks once (:func:`run_public_checks`: the
-  notebook's code cells as saved on disk are written to ``<module>.py`` in a temporary folder
-  and checked with ``python -m torchgrade check NAME FILE --json``), then one autograder test
-  cell per public check of the CPU profile (``grade: true``, that check's ``points``, read
-  only) that fails with the check's feedback unless the check passed. Their points add up to
-  the public total.
+- a read-only setup cell running the public checks once (:func:`run_public_checks`: ``python
+  -m torchgrade check NAME NOTEBOOK --json`` on the notebook as saved on disk, whose code cells
+  run exactly as when it is graded), then one autograder test cell per public check of the
+  CPU profile (``grade: true``, that check's ``points``, read only) that fails with the
+  check's feedback unless the check passed. Their points add up to the public total.
+
+The grader recognises the setup and test cells by their ``grade_id`` and their exact source
+(:func:`harness_cells`, :func:`harness_digests`; ``torchgrade.nbcode``), never by what a cell
+mentions: every other code cell is the student's and runs.
 
 The course directory (the one holding ``graders/``) is found as ``torchgrade check`` finds it:
 ``$TORCHGRADE_ROOT``, else the nearest folder above the notebook with a ``graders/`` folder,
@@ -53,7 +56,7 @@ from torchgrade.markers import _MARKER, _parse_marker, _uncomment, split_solutio
 from torchgrade.public_grader import split_grader
 
 NOTEBOOKS = "notebooks"
-SETUP_ID = "torchgrade_setup"
+SETUP_ID = nbcode.SETUP_ID
 TEST_PREFIX = nbcode.TEST_PREFIX  # grade_id of the setup and test cells; never a student's code
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 HELPERS_NOTE = ("# Optional helpers for the functions below: write yours here, or delete the "
@@ -109,15 +112,34 @@ def notebook(a: Assignment) -> dict[str, Any]:
     total = sum(c.points for c in checks)
     cells.append(_markdown("checks_intro", _CHECKS_INTRO.format(
         name=a.name, n=len(checks), total=_num(total))))
-    cells.append(_code(SETUP_ID, _SETUP.format(name=a.name, module=a.module), solution=False))
+    harness = harness_cells(a, checks)
+    cells.append(_code(SETUP_ID, harness[SETUP_ID], solution=False))
     for c in checks:
+        grade_id = TEST_PREFIX + c.name
+        cells.append(_code(grade_id, harness[grade_id], solution=False, points=c.points))
+    return {"cells": cells, "metadata": {"kernelspec": KERNEL, "language_info": {
+        "name": "python"}}, "nbformat": 4, "nbformat_minor": 5}
+
+
+def harness_cells(a: Assignment, checks: list[PublicCheck] | None = None) -> dict[str, str]:
+    """torchgrade's own code cells of the notebook, ``grade_id -> source``: the setup cell and
+    one test cell per public check, exactly as :func:`notebook` writes them (and as nbgrader's
+    ``generate_assignment`` leaves them)."""
+    out = {SETUP_ID: _SETUP.format(name=a.name, module=a.module)}
+    for c in public_checks(a) if checks is None else checks:
         about = textwrap.fill(f"Public check {c.name} ({_num(c.points)} points): "
                               f"{c.description}", width=98, break_long_words=False,
                               break_on_hyphens=False)
-        cells.append(_code(f"{TEST_PREFIX}{c.name}", _TEST.format(
-            about=textwrap.indent(about, "# "), name=c.name), solution=False, points=c.points))
-    return {"cells": cells, "metadata": {"kernelspec": KERNEL, "language_info": {
-        "name": "python"}}, "nbformat": 4, "nbformat_minor": 5}
+        out[TEST_PREFIX + c.name] = _TEST.format(about=textwrap.indent(about, "# "),
+                                                 name=c.name)
+    return out
+
+
+def harness_digests(a: Assignment) -> dict[str, str]:
+    """What the grader hands the worker for a notebook submission: ``grade_id ->``
+    :func:`torchgrade.nbcode.digest` of each of :func:`harness_cells`. The worker leaves out a
+    cell only when both its id and its source match (``torchgrade.nbcode.select``)."""
+    return {gid: nbcode.digest(text) for gid, text in harness_cells(a).items()}
 
 
 _CODE_INTRO = """## Your code
@@ -349,34 +371,34 @@ class PublicResults:
         print(line)
 
 
-def notebook_source(notebook: Path) -> str:
-    """The code cells of a saved notebook as one module, exactly as the grader runs them
-    (:func:`torchgrade.nbcode.code_cells`: torchgrade's setup and test cells, untouched helper
-    stubs and IPython magics left out)."""
-    return nbcode.module_source(notebook.read_bytes(), notebook.name)
-
-
 def run_public_checks(assignment: str, notebook: str | Path, *, module: str | None = None,
-                      timeout_s: float | None = None) -> PublicResults:
-    """Write the notebook's code to ``<module>.py`` in a temporary folder and run
-    ``torchgrade check`` on it once; print its summary and return the per-check results."""
+                      timeout_s: float | None = None) -> PublicResults | nbcode.NotChecked:
+    """Run ``torchgrade check`` once on the notebook as saved on disk (its code cells exactly
+    as the grader runs them: :func:`torchgrade.nbcode.select`); print its summary and return
+    the per-check results. ``module`` is not needed (the assignment names it); it stays for
+    the setup cells of notebooks already released.
+
+    Inside a submission being graded (this setup cell edited, so it runs as student code, or a
+    notebook exported to a ``.py``), it checks nothing and returns
+    :class:`torchgrade.nbcode.NotChecked`: the grader runs its own checks."""
+    if nbcode.grading():
+        return nbcode.NotChecked()
     path = Path(notebook)
     if not path.is_file():
         raise FileNotFoundError(f"{path.resolve()} does not exist: run this cell from the "
                                 "notebook's own folder, with the notebook saved")
     with tempfile.TemporaryDirectory(prefix="torchgrade-nb-") as tmp:
-        file = Path(tmp) / f"{module or assignment}.py"
-        file.write_text(notebook_source(path), encoding="utf-8")
         out = Path(tmp) / "report.json"
         command = [sys.executable, "-m", "torchgrade"]
         if os.environ.get("TORCHGRADE_ROOT"):
             command += ["--root", os.environ["TORCHGRADE_ROOT"]]
-        proc = subprocess.run([*command, "check", assignment, str(file), "--json", str(out)],
-                              capture_output=True, text=True, timeout=timeout_s)
+        proc = subprocess.run([*command, "check", assignment, str(path.resolve()), "--json",
+                               str(out)], capture_output=True, text=True, timeout=timeout_s)
         if not out.is_file():
             raise RuntimeError(f"torchgrade check {assignment} gave no report (exit status "
                                f"{proc.returncode}):\n{proc.stdout}{proc.stderr}".rstrip())
         report = json.loads(out.read_text(encoding="utf-8"))
-    summary = [line for line in proc.stdout.splitlines() if line.startswith(("score:", "!!"))]
+    summary = [line for line in proc.stdout.splitlines()
+               if line.startswith(("score:", "!!", "notebook"))]
     print("\n".join(summary) or proc.stdout)
     return PublicResults(report, proc.stdout)

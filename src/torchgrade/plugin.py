@@ -23,11 +23,13 @@ from typing import Any
 import pytest
 
 from torchgrade import checks as tg_checks
+from torchgrade import nbcode
 from torchgrade.assignment import Assignment, load
+from torchgrade.cputime import describe as describe_meter
 from torchgrade.fixtures import load_cases
 from torchgrade.proxy import (
-    Deadline,
     LocalStudent,
+    MachineOverloaded,
     StudentError,
     StudentProxy,
     StudentTimeout,
@@ -53,7 +55,10 @@ class Session:
         self.visibility: str = cfg.get("visibility", "all")
         self.skip_kinds: frozenset[str] = frozenset(cfg.get("skip_kinds", ()))
         self.results = Path(cfg["results"]).open("a", encoding="utf-8")
-        self.deadline = Deadline()
+        self.threads = int(cfg.get("threads") or 1)
+        # CPU seconds the student's code used over the checks so far, against the grading's
+        # budget (submission_timeout_s).
+        self.cpu_spent = 0.0
         self.client: WorkerClient | None = None
         submission = cfg.get("submission")
         self.local: LocalStudent | None = None
@@ -64,12 +69,18 @@ class Session:
             limits = Limits(**{**self.assignment.limits.__dict__, **cfg.get("limits", {})})
             self.client = WorkerClient(
                 Path(submission), self.assignment.module, limits=limits,
-                mode=cfg.get("sandbox", "auto"), threads=int(cfg.get("threads", 1)),
-                gpu=self.profile == "gpu", import_timeout_s=self.assignment.import_timeout_s)
+                mode=cfg.get("sandbox", "auto"), threads=self.threads,
+                gpu=self.profile == "gpu", import_timeout_s=self.assignment.import_timeout_s,
+                wall_factor=self.assignment.wall_factor,
+                wall_slack_s=self.assignment.wall_slack_s)
+            if Path(submission).suffix == ".ipynb":  # the worker leaves exactly these out
+                from torchgrade.notebooks import harness_digests
+
+                self.client.harness = harness_digests(self.assignment)
         self.missing_reason = "" if self.client or self.local else (
             f"no submission file: expected {self.assignment.module}.py or a notebook "
             f"{self.assignment.name}.ipynb")
-        self.proxy = StudentProxy(self.client, self.deadline) if self.client else None
+        self.proxy = StudentProxy(self.client) if self.client else None
         if self.proxy is not None:
             bind_proxy(self.proxy)
         self.outcomes: dict[str, tuple[str, str]] = {}
@@ -97,6 +108,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if not path:
         return
     _SESSION = Session(json.loads(Path(path).read_text(encoding="utf-8")))
+    # The grader's own torch computes the reference with the worker's thread count: the same
+    # numbers on every machine, whatever its cores.
+    import torch
+
+    torch.set_num_threads(_SESSION.threads)
     _watch_parent(_SESSION)
     _register_hypothesis_profile(int(_SESSION.cfg.get("max_examples", 25)))
     if _SESSION.client is not None:
@@ -169,9 +185,14 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if _SESSION is None:
         return
+    s = _SESSION
     meta = _meta(item) or {}
-    _SESSION.deadline.set(meta.get("timeout") or _SESSION.assignment.check_timeout_s)
-    _SESSION.started[item.name] = time.monotonic()
+    if s.client is not None:
+        # The check's CPU budget, never more than what the grading's budget has left.
+        left = s.assignment.submission_timeout_s - s.cpu_spent
+        s.client.begin_check(s.client.new_budget(
+            max(0.0, min(meta.get("timeout") or s.assignment.check_timeout_s, left))))
+    s.started[item.name] = time.monotonic()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -195,8 +216,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     if call.when == "teardown":
         status, feedback = s.outcomes.pop(item.name, ("passed", ""))
         duration = time.monotonic() - s.started.pop(item.name, time.monotonic())
+        cpu = s.client.check_cpu_s() if s.client is not None else 0.0
+        s.cpu_spent += cpu
         s.emit({"event": "result", "name": item.name, "status": status, "feedback": feedback,
-                "duration_s": round(duration, 4)})
+                "duration_s": round(duration, 4), "cpu_s": round(cpu, 3)})
     return report
 
 
@@ -212,10 +235,13 @@ def _classify(call: pytest.CallInfo, meta: dict, s: Session) -> tuple[str, str] 
         return "skipped", str(exc.msg if hasattr(exc, "msg") else exc)
     if isinstance(exc, SubmissionUnloadable):
         return "error", str(exc)
+    if isinstance(exc, MachineOverloaded):
+        return "infrastructure", (
+            f"Not graded: the grading machine was overloaded. Your code {exc.message} (its "
+            "limit is CPU time, not wall-clock time, and it had not used it up). This check "
+            "gives and takes no points, and is graded again.")
     if isinstance(exc, StudentTimeout):
-        limit = meta.get("timeout") or s.assignment.check_timeout_s
-        return "timeout", (f"Your code did not finish within this check's time limit "
-                           f"({limit:g} s): look for an endless loop or far too much work.")
+        return "timeout", _timeout_feedback(exc, s)
     if isinstance(exc, WorkerCrashed):
         return "error", (f"Your code crashed the process running it: {exc}. A crash like this "
                          "usually means too much memory, a native crash, or an exit() call.")
@@ -227,6 +253,25 @@ def _classify(call: pytest.CallInfo, meta: dict, s: Session) -> tuple[str, str] 
         return "failed", f"{exc}{tail}" + (f"\n{notes}" if notes else "")
     return "error", (f"The grader could not evaluate your answer ({type(exc).__name__}: "
                      f"{exc}).{tail}")
+
+
+def _timeout_feedback(exc: StudentTimeout, s: Session) -> str:
+    budget, used = exc.budget_s, exc.used_s
+    if exc.why == "idle":
+        return (f"Your code stopped making progress: it {exc.message} (this check allows "
+                f"{budget:g} s idle). It was waiting, not computing: look for time.sleep, "
+                "input(), a lock or a queue that is never released, or a process that never "
+                "answers.")
+    if exc.why == "total":
+        return (f"The grading's CPU budget for your code "
+                f"({s.assignment.submission_timeout_s:g} CPU seconds over all checks) was "
+                "used up by the checks before this one: look for far too much work.")
+    if exc.why == "wall":
+        return (f"Your code did not finish within this check's time limit ({budget:g} s; "
+                "this machine does not show CPU time, so the wall clock stood in): look for "
+                "an endless loop or far too much work.")
+    return (f"Your code did not finish within this check's CPU budget ({budget:g} CPU "
+            f"seconds; it used {used:.1f}): look for an endless loop or far too much work.")
 
 
 def _leaf(exc: BaseException) -> BaseException:
@@ -243,7 +288,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     client = s.client
     info = {"sandbox": client.level if client else "", "worker_starts": client.starts
             if client else 0, "output": client.output.text() if client else "",
-            "submission_error": (client.unloadable or "") if client else s.missing_reason}
+            "budget_clock": describe_meter(client.meter) if client and client.starts else "",
+            "submission_error": (client.unloadable or "") if client else s.missing_reason,
+            # a notebook's cells run and left out (worker's claim, cleaned: only shown)
+            "notebook": nbcode.clean_summary(client.info.get("notebook")) if client else None}
     if client is not None:
         client.close()
     s.emit({"event": "finished", **info})
@@ -261,7 +309,6 @@ def student(request: pytest.FixtureRequest) -> StudentProxy:
         return s.local  # type: ignore[return-value]
     if s.proxy is None or s.client is None:
         raise SubmissionUnloadable(s.missing_reason)
-    s.client.begin_check()
     s.proxy.reseed(zlib.crc32(request.node.name.encode()))
     return s.proxy
 

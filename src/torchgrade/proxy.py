@@ -7,7 +7,10 @@ methods are used the same way.
 
 Failures of the student's code become typed exceptions that the pytest plugin turns into
 statuses: ``StudentError`` (their code raised: status ``error``), ``StudentTimeout``
-(``timeout``) and ``WorkerCrashed`` (the process died: ``error``). A timeout or a crash is
+(``timeout``: the check's CPU budget spent, or as long idle), ``WorkerCrashed`` (the process
+died: ``error``) and ``MachineOverloaded`` (the wall-clock backstop ran out while the worker
+was computing: ``infrastructure``, not the student's doing). Limits are CPU time of the worker
+(``torchgrade.cputime``), so a busy machine does not change a grade. A timeout or a crash is
 sticky for the rest of the check, so hypothesis shrinking a failure does not restart a dead or
 hung worker dozens of times; the next check gets a fresh worker.
 """
@@ -22,11 +25,11 @@ import shutil
 import signal
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
-from torchgrade import protocol
+from torchgrade import nbcode, protocol
+from torchgrade.cputime import Budget, NoMeter, Usage, Verdict
 from torchgrade.sandbox import Launch, Limits, Mode, launch_worker, submission_file_name
 
 
@@ -47,7 +50,30 @@ class StudentError(Exception):
 
 
 class StudentTimeout(Exception):
-    """The submission did not answer within the check's time limit."""
+    """The submission did not answer within its budget: ``why`` is "cpu" (it used the CPU
+    seconds it had), "idle" (it waited as long without computing), "total" (earlier checks
+    used up the grading's CPU budget) or "wall" (no CPU time on this host: the wall clock)."""
+
+    def __init__(self, message: str, why: str = "cpu", budget_s: float = 0.0,
+                 used_s: float = 0.0) -> None:
+        super().__init__(message, why, budget_s, used_s)
+        self.message, self.why, self.budget_s, self.used_s = message, why, budget_s, used_s
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class MachineOverloaded(Exception):
+    """The wall-clock backstop ran out while the worker was still computing: the grading
+    machine gave it too little CPU. Not the student's doing: no points given or taken."""
+
+    def __init__(self, message: str, budget_s: float = 0.0, used_s: float = 0.0,
+                 wall_s: float = 0.0) -> None:
+        super().__init__(message, budget_s, used_s, wall_s)
+        self.message, self.budget_s, self.used_s, self.wall_s = message, budget_s, used_s, wall_s
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class WorkerCrashed(Exception):
@@ -98,17 +124,26 @@ class WorkerClient:
 
     def __init__(self, submission: Path, module_name: str, *, limits: Limits | None = None,
                  mode: Mode = "auto", threads: int = 1, gpu: bool = False,
-                 import_timeout_s: float = 60.0) -> None:
+                 import_timeout_s: float = 60.0, wall_factor: float = 5.0,
+                 wall_slack_s: float = 30.0) -> None:
         self.submission = submission
         self.module_name = module_name
         self.limits = limits or Limits()
         self.mode = mode
         self.threads = threads
         self.gpu = gpu
-        self.import_timeout_s = import_timeout_s
+        self.import_timeout_s = import_timeout_s  # CPU seconds for importing the submission
+        self.wall_factor = wall_factor  # the backstop of a wait: factor x budget + slack
+        self.wall_slack_s = wall_slack_s
+        self.meter: Any = NoMeter()  # the live worker's (cputime): set at each start
+        self.budget = self.new_budget(import_timeout_s)  # the current check's
+        self.overloaded: MachineOverloaded | None = None  # the import ran out of wall time
         self.output = OutputSink(self.limits.output_kb * 1024)
         self.level = ""
         self.info: dict[str, Any] = {}
+        # A notebook's torchgrade cells (grade_id -> nbcode.digest), sent with the hello so
+        # that the worker leaves exactly those out (torchgrade.notebooks.harness_digests).
+        self.harness: dict[str, str] = {}
         self.unloadable: str | None = None  # set once an import failed: fail fast afterwards
         self.starts = 0
         self.sticky: Exception | None = None  # a timeout or crash ends the current check
@@ -146,12 +181,13 @@ class WorkerClient:
         self.starts += 1
         self.handles_epoch += 1
         self.level = self._launch.level
+        self.meter = self._launch.meter
         self._tx = os.fdopen(req_w, "wb")
         self._replies = queue.Queue()
         threading.Thread(target=self._read_replies, args=(rep_r, self._replies),
                          daemon=True).start()
         threading.Thread(target=self.output.drain, args=(out_r,), daemon=True).start()
-        self._send({"op": "hello"})
+        self._send({"op": "hello", "harness": self.harness})
         self._hello_sent = True
 
     def _read_replies(self, fd: int, replies: queue.Queue) -> None:
@@ -211,12 +247,32 @@ class WorkerClient:
         except (BrokenPipeError, OSError):
             pass  # the reader will see EOF and report the crash
 
-    def _wait(self, timeout: float) -> Any:
-        try:
-            kind, msg = self._replies.get(timeout=max(timeout, 0.001))
-        except queue.Empty:
-            self.stop()
-            raise StudentTimeout(f"no answer within {timeout:.1f} s") from None
+    def new_budget(self, cpu_s: float) -> Budget:
+        """A budget of ``cpu_s`` CPU seconds with this grading's wall-clock backstop."""
+        return Budget(cpu_s, self.wall_factor, self.wall_slack_s)
+
+    def usage(self) -> Usage | None:
+        """The live worker's usage now (None without a worker or a meter)."""
+        return self.meter.read() if self._launch is not None else None
+
+    def _wait(self, budget: Budget) -> Any:
+        """The worker's next reply, waiting while ``budget`` allows. The meter is read only
+        when a wait lasts (every 20 ms at first, then every 0.5 s): quick calls cost nothing."""
+        budget.metered = not isinstance(self.meter, NoMeter)
+        wait = budget.wait()
+        pause = 0.02
+        while True:
+            try:
+                kind, msg = self._replies.get(timeout=pause)
+                break
+            except queue.Empty:
+                verdict = wait.judge(self.usage())
+                if verdict is not None:
+                    self.stop()
+                    raise self._stopped(verdict, budget,
+                                        wall=budget.clock() - wait.started) from None
+                pause = min(pause * 2, 0.5)
+        wait.end(self.usage() if wait.at_start is not None else None)
         if kind == "eof":
             why = self._exit_description()
             self.stop()
@@ -226,6 +282,18 @@ class WorkerClient:
             raise WorkerCrashed(f"the worker sent a malformed message ({msg})")
         return msg
 
+    def _stopped(self, verdict: Verdict, budget: Budget, wall: float) -> Exception:
+        used = budget.used_cpu_s
+        if verdict == "overloaded":
+            return MachineOverloaded(
+                f"used {used:.1f} of its {budget.cpu_s:g} CPU seconds in {wall:.0f} s of wall "
+                "clock: the grading machine was too busy to run it", budget.cpu_s, used, wall)
+        if verdict == "idle":
+            return StudentTimeout(f"waited {budget.idle_s + wall:.0f} s without computing",
+                                  "idle", budget.cpu_s, used)
+        how = "cpu" if budget.metered else "wall"
+        return StudentTimeout(f"used its {budget.cpu_s:g} s budget", how, budget.cpu_s, used)
+
     def ensure_loaded(self) -> None:
         if self.unloadable is not None:
             raise SubmissionUnloadable(self.unloadable)
@@ -234,21 +302,30 @@ class WorkerClient:
         if not self._hello_sent:
             return
         self._hello_sent = False
+        if self.overloaded is not None:
+            raise self.overloaded
+        budget = self.new_budget(self.import_timeout_s)
+        budget.start(Usage(0.0, 0.0))  # a new worker: all its work so far is the import
         try:
-            reply = self._wait(self.import_timeout_s)
-        except StudentTimeout:
+            reply = self._wait(budget)
+        except MachineOverloaded as exc:
+            self.overloaded = MachineOverloaded(
+                f"importing the submission {exc.message}", exc.budget_s, exc.used_s, exc.wall_s)
+            raise self.overloaded from None
+        except StudentTimeout as exc:
+            spent = (f"took longer than {self.import_timeout_s:.0f} s, waiting without "
+                     "computing (a sleep or a wait at the top level)" if exc.why == "idle"
+                     else f"took longer than {self.import_timeout_s:.0f} CPU seconds")
             if self.submission.suffix == ".ipynb":
                 self.unloadable = (
-                    f"running the notebook's code cells took longer than "
-                    f"{self.import_timeout_s:.0f} s: a cell trains, sleeps or waits for "
-                    "input() at the top level. Grading runs every code cell first, so put "
-                    "long work inside `if __name__ == '__main__':` (true in Jupyter, false "
-                    "when grading) or in a function you call yourself")
+                    f"running the notebook's code cells {spent}: a cell trains, sleeps or "
+                    "waits for input() at the top level. Grading runs every code cell first, "
+                    "so put long work inside `if __name__ == '__main__':` (true in Jupyter, "
+                    "false when grading) or in a function you call yourself")
             else:
                 self.unloadable = (
-                    f"importing the submission took longer than {self.import_timeout_s:.0f} s "
-                    "(is there training or input() at the top level? put it under "
-                    "`if __name__ == '__main__':`)")
+                    f"importing the submission {spent} (is there training or input() at the "
+                    "top level? put it under `if __name__ == '__main__':`)")
             raise SubmissionUnloadable(self.unloadable) from None
         except WorkerCrashed as exc:
             said = self.output.text().strip()[-1500:]
@@ -257,27 +334,40 @@ class WorkerClient:
             raise SubmissionUnloadable(self.unloadable) from None
         if not isinstance(reply, dict) or not reply.get("ok"):
             err = reply.get("error", {}) if isinstance(reply, dict) else {}
+            self.info = {"notebook": err.get("notebook")} if isinstance(err, dict) else {}
             self.unloadable = _format_import_error(err)
             self.stop()
             raise SubmissionUnloadable(self.unloadable)
         self.info = reply.get("value") or {}
 
-    def begin_check(self) -> None:
-        """A new check starts: failures of the previous one are forgotten."""
+    def begin_check(self, budget: Budget | None = None) -> None:
+        """A new check starts, with ``budget`` for its student work (counted from its first
+        call, after any import): failures of the previous check are forgotten."""
         self.sticky = None
+        self.budget = budget if budget is not None else self.new_budget(60.0)
 
-    def request(self, msg: dict, timeout: float) -> Any:
+    def check_cpu_s(self) -> float:
+        """CPU seconds the current check's student work has used (the worker's, measured
+        from outside; wall time in calls where the host shows no CPU time)."""
+        return self.budget.spent(self.usage())
+
+    def request(self, msg: dict) -> Any:
         """Send one request and return its decoded value, or raise a typed failure."""
         if self.sticky is not None:
-            raise type(self.sticky)(*self.sticky.args)
-        if timeout <= 0:
-            self.sticky = StudentTimeout("the check's time was used up")
+            raise self.sticky
+        budget = self.budget
+        if budget.used_cpu_s >= budget.cpu_s:
+            self.sticky = StudentTimeout("the check's CPU budget was used up",
+                                         "total" if budget.cpu_s <= 0 else "cpu",
+                                         budget.cpu_s, budget.used_cpu_s)
             raise self.sticky
         self.ensure_loaded()
+        if budget.baseline is None:
+            budget.start(self.usage())
         self._send(msg)
         try:
-            reply = self._wait(timeout)
-        except (StudentTimeout, WorkerCrashed) as exc:
+            reply = self._wait(budget)
+        except (StudentTimeout, WorkerCrashed, MachineOverloaded) as exc:
             self.sticky = exc
             raise
         if not isinstance(reply, dict) or "ok" not in reply:
@@ -300,7 +390,8 @@ def _raise_student_error(err: dict) -> Any:
 def _format_import_error(err: dict) -> str:
     where = str(err.get("traceback", "")).strip()
     text = f"the submission cannot be imported: {err.get('type')}: {err.get('message')}"
-    return text + (f"\n{where}" if where else "")
+    cells = f"\nthe notebook's {nbcode.describe(err['notebook'])}" if "notebook" in err else ""
+    return text + (f"\n{where}" if where else "") + cells
 
 
 def _handle_ref(value: Any) -> protocol.HandleRef | None:
@@ -314,32 +405,11 @@ def _keep_device(device: str) -> str:
     return device
 
 
-class Deadline:
-    """The time left for the current check; each call to the worker gets what remains."""
-
-    def __init__(self, clock: Any = time.monotonic) -> None:
-        self.clock = clock
-        self.until: float | None = None
-
-    def set(self, seconds: float) -> None:
-        self.until = self.clock() + seconds
-
-    def remaining(self, default: float = 60.0) -> float:
-        if self.until is None:
-            return default
-        return self.until - self.clock()
-
-    def extend(self, seconds: float) -> None:
-        if self.until is not None:
-            self.until += seconds
-
-
 class StudentProxy:
     """Stands for the student's module in grader code. Every call crosses to the worker."""
 
-    def __init__(self, client: WorkerClient, deadline: Deadline | None = None) -> None:
+    def __init__(self, client: WorkerClient) -> None:
         object.__setattr__(self, "_client", client)
-        object.__setattr__(self, "_deadline", deadline or Deadline())
 
     def __getattr__(self, name: str) -> RemoteFunction:
         # Private names stay local so repr/pretty-printer probes never cross the boundary;
@@ -349,14 +419,9 @@ class StudentProxy:
         return RemoteFunction(self, name)
 
     def _request(self, msg: dict) -> Any:
-        client = self._client
-        if client.sticky is None and client.unloadable is None:
-            # Importing the submission (again, after a crash or a timeout) has its own limit,
-            # import_timeout_s: the check's time only runs while its calls run.
-            started = self._deadline.clock()
-            client.ensure_loaded()
-            self._deadline.extend(self._deadline.clock() - started)
-        return client.request(msg, self._deadline.remaining())
+        # Importing the submission (again, after a crash or a timeout) has its own budget,
+        # import_timeout_s; the check's budget counts the student's work from its first call.
+        return self._client.request(msg)
 
     def call(self, target: Any, *args: Any, _check_inputs: bool = False, _no_grad: bool = False,
              **kwargs: Any) -> Any:
@@ -448,7 +513,7 @@ _PROXIES: dict[int, StudentProxy] = {}
 
 
 def bind_proxy(proxy: StudentProxy) -> None:
-    """Handles created by ``proxy``'s client use its deadline for their own calls."""
+    """Handles created by ``proxy``'s client make their calls through it."""
     _PROXIES[id(proxy._client)] = proxy
 
 

@@ -15,9 +15,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-SCHEMA = "torchgrade.report/1"
+# /2 added the "infrastructure" status and each check's cpu_s and cpu_budget_s. A /1 report
+# still reads (those fields then take their defaults), so caches and old reports stay usable.
+SCHEMA = "torchgrade.report/2"
+READABLE_SCHEMAS = ("torchgrade.report/1", SCHEMA)
 
-Status = Literal["passed", "failed", "error", "timeout", "skipped"]
+# "infrastructure": the grading machine could not run the check (it was overloaded: the
+# check's wall-clock backstop ran out while the student's code was still computing within its
+# CPU budget). It gives and takes no points: it counts in neither score nor max_score, the
+# report lists it under extra["unresolved"], and the batch grades the submission again.
+Status = Literal["passed", "failed", "error", "timeout", "skipped", "infrastructure"]
 Visibility = Literal["public", "hidden"]
 Kind = Literal["shape", "value", "invariant", "training", "robustness"]
 
@@ -43,7 +50,9 @@ class CheckResult:
     feedback: str  # expected / got / hint; empty when passed
     description: str = ""  # one line saying what the check verifies
     catches: str = ""  # the mistake this check is designed to catch
-    duration_s: float = 0.0
+    duration_s: float = 0.0  # wall-clock seconds, grader and worker together
+    cpu_s: float = 0.0  # CPU seconds the student's code used in this check (the worker's)
+    cpu_budget_s: float = 0.0  # the check's CPU budget for the student's code
 
 
 @dataclass(frozen=True)
@@ -79,7 +88,7 @@ class Report:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Report:
         schema = data.get("schema") if isinstance(data, dict) else None
-        if schema != SCHEMA:
+        if schema not in READABLE_SCHEMAS:
             raise ReportError(f"not a {SCHEMA} report (schema={schema!r})")
         try:
             checks = tuple(CheckResult(**c) for c in data["checks"])
@@ -108,8 +117,14 @@ class Report:
                 raise ReportError(f"check {c.name}: a {c.status} check cannot earn points")
         if abs(self.score - sum(c.points for c in self.checks)) > 1e-9:
             raise ReportError("score is not the sum of the checks' points")
-        if abs(self.max_score - sum(c.max_points for c in self.checks)) > 1e-9:
-            raise ReportError("max_score is not the sum of the checks' max_points")
+        at_stake = sum(c.max_points for c in self.checks if c.status != "infrastructure")
+        if abs(self.max_score - at_stake) > 1e-9:
+            raise ReportError("max_score is not the sum of the graded checks' max_points")
+
+    @property
+    def unresolved(self) -> tuple[str, ...]:
+        """Checks the grading machine could not grade (overloaded): grade again."""
+        return tuple(c.name for c in self.checks if c.status == "infrastructure")
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -1,9 +1,12 @@
 """Grade one submission: run the grader suite in its own process and build the report.
 
 The grader process (pytest + ``torchgrade.plugin``) is trusted; it starts the sandboxed
-student worker itself. This module only launches it, enforces the wall-clock limit of the
+student worker itself. This module only launches it, enforces the wall-clock backstop of the
 whole grading, and scores from the plugin's results file: every check the grader collected
-appears in the report, and one that never reported scores zero with an ``error`` status.
+appears in the report, and one that never reported scores zero with an ``error`` status, or
+with ``infrastructure`` when the backstop stopped the grading (the student's work is limited
+in CPU time, check by check; a grading that outlives its backstop was on an overloaded
+machine, and gives and takes no points for what it could not finish).
 """
 
 from __future__ import annotations
@@ -39,7 +42,9 @@ class Options:
     profile: str = "cpu"
     visibility: Visibility = "all"
     sandbox: Mode = "auto"
-    threads: int = 1
+    # Torch threads of the worker and the grader; None (default): the rubric's profile says
+    # (Assignment.threads), the same for check, grade, audit, Docker and Ray.
+    threads: int | None = None
     max_examples: int = 25  # hypothesis examples per invariant check
     # Check kinds left out of this run (e.g. ("training",) for a quick audit of mutants): the
     # report then covers fewer points, so the rubric's total is not enforced.
@@ -89,6 +94,7 @@ def grade_submission(assignment: Assignment, submission: Path | None, student: s
 
         preflight()  # no engine or no image: a clear error now, not a student's crash
         run_id = uuid.uuid4().hex
+    threads = options.threads or assignment.threads(options.profile)
     with tempfile.TemporaryDirectory(prefix="torchgrade-run-") as tmp:
         tmpdir = Path(tmp)
         results = tmpdir / "results.jsonl"
@@ -97,7 +103,7 @@ def grade_submission(assignment: Assignment, submission: Path | None, student: s
             "assignment": assignment.name, "root": str(assignment.root),
             "submission": str(submission) if submission and submission.is_file() else None,
             "profile": options.profile, "visibility": options.visibility,
-            "sandbox": options.sandbox, "threads": options.threads, "results": str(results),
+            "sandbox": options.sandbox, "threads": threads, "results": str(results),
             "max_examples": options.max_examples, "inprocess": options.inprocess,
             "skip_kinds": list(options.skip_kinds),
         }
@@ -115,25 +121,48 @@ def grade_submission(assignment: Assignment, submission: Path | None, student: s
     _check_total(assignment, collected, options)
     finished = next((e for e in events if e.get("event") == "finished"), {})
     outcomes = {e["name"]: e for e in events if e.get("event") == "result"}
-    missing_why = (f"grading was stopped after {assignment.submission_timeout_s:g} s"
+    missing_why = (OVERLOADED_GRADING.format(s=grading_backstop_s(assignment))
                    if timed_out else "the grader recorded no result for this check")
-    checks = tuple(_check_result(c, outcomes.get(c["name"]), missing_why) for c in collected)
+    checks = tuple(_check_result(c, outcomes.get(c["name"]), missing_why, timed_out)
+                   for c in collected)
     return Report(
         student=student, assignment=assignment.name,
-        score=sum(c.points for c in checks), max_score=sum(c.max_points for c in checks),
+        score=sum(c.points for c in checks), max_score=max_score(checks),
         profile=options.profile, device=describe_device(options.profile),
         sandbox=finished.get("sandbox") or "not started", visibility=options.visibility,
         submission_sha256=sha256_file(submission), grader_version=assignment.version,
         duration_s=round(time.monotonic() - started, 3), checks=checks,
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         torchgrade_version=torchgrade.__version__,
-        submission_error=finished.get("submission_error", "") or (
-            missing_why if timed_out else ""),
+        submission_error=finished.get("submission_error", ""),
         student_output=finished.get("output", ""),
-        extra={"worker_starts": finished.get("worker_starts", 0)} | (
+        extra={"worker_starts": finished.get("worker_starts", 0), "threads": threads,
+               "budget_clock": finished.get("budget_clock", "")} | (
+            {"unresolved": unresolved} if (unresolved := [
+                c.name for c in checks if c.status == "infrastructure"]) else {}) | (
             {"skipped_kinds": list(options.skip_kinds)} if options.skip_kinds else {}) | (
+            # a notebook: {"cells_run": [...], "cells_left_out": [{"cell", "why"}], "notes"}
+            {"notebook": finished["notebook"]} if finished.get("notebook") else {}) | (
             {"grader_log": grader_log} if not finished else {}),
     )
+
+
+OVERLOADED_GRADING = (
+    "Not graded: the whole grading was stopped by its wall-clock backstop ({s:g} s) before "
+    "this check ran or finished. The grading machine was overloaded; your code's limits are "
+    "CPU time, which it had not used up. This check gives and takes no points, and is graded "
+    "again.")
+
+
+def grading_backstop_s(assignment: Assignment) -> float:
+    """Wall-clock seconds a whole grading may take before it is stopped as overloaded."""
+    return assignment.wall_factor * assignment.submission_timeout_s + assignment.wall_slack_s
+
+
+def max_score(checks: tuple[CheckResult, ...]) -> float:
+    """The points at stake: a check the machine could not grade (``infrastructure``) gives
+    and takes none."""
+    return sum(c.max_points for c in checks if c.status != "infrastructure")
 
 
 def _check_total(assignment: Assignment, collected: list[dict], options: Options) -> None:
@@ -161,7 +190,8 @@ def _worker_template(assignment: Assignment, options: Options) -> str:
 def _run_grader(assignment: Assignment, tmpdir: Path, log: Path, docker_run: str = "",
                 forkserver: bool = True, cuda_devices: str = "",
                 worker_template: str = "") -> bool:
-    """Run pytest over the grader suite; True when it had to be killed for time.
+    """Run pytest over the grader suite; True when it outlived its wall-clock backstop
+    (grading_backstop_s) and was killed.
 
     ``docker_run`` labels the worker containers of this grading (``--sandbox docker``): any
     still there when the grader is gone (killed for time) are removed. With ``forkserver``
@@ -186,10 +216,10 @@ def _run_grader(assignment: Assignment, tmpdir: Path, log: Path, docker_run: str
 
         env[RUN_ENV] = docker_run
     try:
+        backstop = grading_backstop_s(assignment)
         if forkserver:
-            return _fork_grader(args, env, tmpdir, log, assignment.submission_timeout_s,
-                                assignment.preload)
-        return _wait_grader(args, env, tmpdir, log, assignment.submission_timeout_s)
+            return _fork_grader(args, env, tmpdir, log, backstop, assignment.preload)
+        return _wait_grader(args, env, tmpdir, log, backstop)
     finally:
         if docker_run:
             remove_containers(docker_run)
@@ -236,15 +266,18 @@ def _read_events(path: Path) -> list[dict[str, Any]]:
 
 
 def _check_result(meta: dict[str, Any], outcome: dict[str, Any] | None,
-                  missing_why: str) -> CheckResult:
+                  missing_why: str, stopped: bool = False) -> CheckResult:
     if outcome is None:
-        status, feedback, duration = "error", missing_why, 0.0
+        status = "infrastructure" if stopped else "error"
+        feedback, duration, cpu = missing_why, 0.0, 0.0
     else:
         status, feedback = outcome["status"], outcome["feedback"]
         duration = float(outcome.get("duration_s", 0.0))
+        cpu = float(outcome.get("cpu_s", 0.0))
     max_points = float(meta["points"])
     return CheckResult(
         name=meta["name"], status=status, points=max_points if status == "passed" else 0.0,
         max_points=max_points, visibility=meta["visibility"], kind=meta["kind"],
         feedback=feedback, description=meta.get("description", ""),
-        catches=meta.get("catches", ""), duration_s=duration)
+        catches=meta.get("catches", ""), duration_s=duration, cpu_s=cpu,
+        cpu_budget_s=float(meta.get("timeout") or 0.0))

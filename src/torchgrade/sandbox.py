@@ -11,7 +11,9 @@ Levels, strongest first, combined where available:
   mounts, its own ``/proc`` and no capabilities before any student code ran
   (``worker_template.py``).
 - ``cgroup``: a cgroup (v1 or v2) per worker capping its process count and memory, so a fork
-  bomb or a memory bomb is contained and every process of the worker can be killed.
+  bomb or a memory bomb is contained and every process of the worker can be killed, and
+  counting its CPU time (``cpuacct``), against which each check's budget is measured
+  (``cputime.py``; without it, the worker's process tree in ``/proc`` is read instead).
 - ``rlimits``: set by the worker itself before it imports the submission (CPU time, address
   space, file size, open files, processes, no core dumps).
 - ``uid``: without bubblewrap, a worker started as root drops to ``nobody``.
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Literal
 
 import torchgrade
+from torchgrade.cputime import CgroupMeter, Meter, NoMeter, TreeMeter
 
 Mode = Literal["auto", "bwrap", "docker", "none"]
 NOBODY = 65534
@@ -69,6 +72,7 @@ class Launch:
     level: str
     cgroups: list[Path]
     container: str | None = None  # the worker's Docker container (--sandbox docker)
+    meter: Meter = dataclasses.field(default_factory=NoMeter)  # its CPU time (cputime.py)
 
     def kill(self) -> None:
         if self.container is not None:
@@ -181,7 +185,8 @@ def _cgroup_dirs(limits: Limits) -> list[Path]:
     made: list[Path] = []
     name = f"torchgrade-{uuid.uuid4().hex[:12]}"
     settings = {"pids": {"pids.max": str(limits.nproc)},
-                "memory": {"memory.limit_in_bytes": str(limits.memory_mb * 1024 * 1024)}}
+                "memory": {"memory.limit_in_bytes": str(limits.memory_mb * 1024 * 1024)},
+                "cpuacct": {}}  # counts the worker's CPU time for its budgets
     for controller, files in settings.items():
         parent = _own_cgroup(controller)
         if parent is None:
@@ -310,7 +315,18 @@ def launch_worker(
     level.append("rlimits")
     if worker_limits["drop_to"] is not None:
         level.append("uid")
-    return Launch(proc, "+".join(level), cgroups)
+    return Launch(proc, "+".join(level), cgroups, meter=meter_for(cgroups, proc.pid))
+
+
+def meter_for(cgroups: list[Path], pid: int) -> Meter:
+    """The worker's CPU meter: its cpuacct cgroup where it has one, else its process tree
+    (rooted at ``pid``) in /proc, else none (the wall clock stands in: cputime.NoMeter)."""
+    cpuacct = next((cg for cg in cgroups if (cg / "cpuacct.usage").is_file()), None)
+    if cpuacct is not None:
+        return CgroupMeter(cpuacct)
+    if Path(f"/proc/{pid}/stat").is_file():
+        return TreeMeter(pid)
+    return NoMeter()
 
 
 def _launch_from_template(path: str, module_name: str, workdir: Path, rx: int, tx: int,
@@ -338,4 +354,5 @@ def _launch_from_template(path: str, module_name: str, workdir: Path, rx: int, t
             cgroups.remove(cg)
             cg.rmdir()
     level = ["bwrap", "template", *(["cgroup"] if cgroups else []), "rlimits"]
-    return Launch(proc, "+".join(level), cgroups)  # type: ignore[arg-type]
+    return Launch(proc, "+".join(level), cgroups,  # type: ignore[arg-type]
+                  meter=meter_for(cgroups, proc.pid))

@@ -27,7 +27,7 @@ import traceback
 import types
 from typing import Any
 
-from torchgrade import protocol
+from torchgrade import nbcode, protocol
 
 # Factories the grader may ask the worker to construct: course code shipped with torchgrade
 # (small encoders, datasets), never anything from the grader or the reference.
@@ -72,14 +72,19 @@ class Worker:
         self.module_file = module_file
         self.max_reply_bytes = max_reply_bytes  # the grader refuses larger frames
         self.module: Any = None
+        self.notebook: nbcode.Selection | None = None  # a notebook's cells (op_hello)
         self.handles = Handles()
 
     # -- requests ---------------------------------------------------------------------------
     def op_hello(self, req: dict) -> Any:
         import torch
 
+        nbcode.start_grading()  # a submission's run_public_checks() checks nothing here
         if self.module_file.endswith(".ipynb"):
-            module = load_notebook(self.module_name, self.module_file)
+            # Which cells run is decided before any of them does; the grader names
+            # torchgrade's own cells (nbcode.select).
+            self.notebook = select_cells(self.module_file, _harness(req.get("harness")))
+            module = run_cells(self.module_name, self.module_file, self.notebook)
         else:
             spec = importlib.util.spec_from_file_location(self.module_name, self.module_file)
             if spec is None or spec.loader is None:
@@ -94,7 +99,10 @@ class Worker:
             "torch": torch.__version__,
             "cuda": torch.cuda.is_available(),
             "names": sorted(n for n in vars(module) if not n.startswith("_")),
-        }
+        } | self._notebook_summary()
+
+    def _notebook_summary(self) -> dict[str, Any]:
+        return {"notebook": self.notebook.summary()} if self.notebook is not None else {}
 
     def op_reseed(self, req: dict) -> Any:
         seed_everything(int(req["seed"]))
@@ -148,7 +156,9 @@ class Worker:
         for part in target.split("."):
             if not hasattr(obj, part):
                 where = os.path.basename(self.module_file)
-                raise AttributeError(f"{where} does not define {target!r}")
+                cells = (f" ({nbcode.describe(self.notebook.summary())})"
+                         if self.notebook is not None else "")
+                raise AttributeError(f"{where} does not define {target!r}{cells}")
             obj = getattr(obj, part)
         return obj
 
@@ -169,7 +179,10 @@ class Worker:
             except BaseException as exc:  # noqa: BLE001 - every failure becomes a reply
                 if isinstance(exc, KeyboardInterrupt):
                     raise
-                frame = protocol.dumps({"ok": False, "error": describe(exc, self.module_file)})
+                error = describe(exc, self.module_file)
+                if req.get("op") == "hello":  # which cells ran, for the import error
+                    error |= self._notebook_summary()
+                frame = protocol.dumps({"ok": False, "error": error})
             tx.write(frame)
             tx.flush()
 
@@ -228,30 +241,50 @@ def _cell_file(module_file: str, number: int) -> str:
     return f"{module_file} [cell {number}]"
 
 
-def load_notebook(module_name: str, module_file: str) -> types.ModuleType:
-    """Run a submitted notebook's code cells (:mod:`torchgrade.nbcode` says which) in a fresh
-    module, each compiled under its own name, ``<file> [cell N]``, so that errors and
-    tracebacks point at the cell the student sees in Jupyter. A ``from __future__`` import
-    applies to the cells after it, as in one IPython session."""
+def load_notebook(module_name: str, module_file: str,
+                  harness: dict[str, str] | None = None) -> types.ModuleType:
+    """Run a submitted notebook's code cells (:func:`torchgrade.nbcode.select` says which;
+    ``harness``: the digests of torchgrade's own cells) as a module: :func:`run_cells`."""
+    nbcode.start_grading()
+    return run_cells(module_name, module_file, select_cells(module_file, harness))
+
+
+def select_cells(module_file: str, harness: dict[str, str] | None) -> nbcode.Selection:
     from pathlib import Path
 
-    from torchgrade.nbcode import code_cells
-
     path = Path(module_file)
-    cells = code_cells(path.read_bytes(), path.name)
+    return nbcode.select(path.read_bytes(), path.name, harness)
+
+
+def run_cells(module_name: str, module_file: str,
+              selection: nbcode.Selection) -> types.ModuleType:
+    """Run ``selection``'s cells in a fresh module, each compiled under its own name, ``<file>
+    [cell N]``, so that errors and tracebacks point at the cell the student sees in Jupyter. A
+    ``from __future__`` import applies to the cells after it, as in one IPython session.
+    Jupyter's ``display()`` is there, and ``torchgrade_results`` is
+    :class:`torchgrade.nbcode.NotChecked` (what torchgrade's setup cell gives while grading),
+    so a test cell that runs as student code checks nothing."""
     module = types.ModuleType(module_name)
     module.__file__ = module_file
     # IPython's display() is a builtin in Jupyter; plain Python has none.
     module.__dict__["display"] = lambda *objs, **kw: print(*(repr(o) for o in objs))
+    module.__dict__[nbcode.RESULTS_NAME] = nbcode.NotChecked()
     sys.modules[module_name] = module  # before exec, as for a .py file
     flags = 0
-    for cell in cells:
+    for cell in selection.cells:
         name = _cell_file(module_file, cell.number)
         linecache.cache[name] = (len(cell.source), None, cell.source.splitlines(True), name)
         code = compile(cell.source, name, "exec", flags=flags, dont_inherit=True)
         flags |= code.co_flags & _FUTURE_FLAGS
         exec(code, module.__dict__)  # noqa: S102 - this process exists to run student code
     return module
+
+
+def _harness(value: Any) -> dict[str, str]:
+    """The grader's digests of torchgrade's cells (grade_id -> digest), as sent in hello."""
+    if not isinstance(value, dict):
+        return {}
+    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
 
 
 _FUTURE_FLAGS = 0

@@ -20,8 +20,12 @@ BASE_COLUMNS: tuple[str, ...] = (
     "student", "assignment", "score", "max_score", "percent",
     "passed", "failed", "error", "timeout", "skipped",
     "duration_s", "sandbox", "submission_sha256", "submission_error",
+    # Checks an overloaded machine could not grade (they give and take no points; their cells
+    # are left empty): non-zero means "grade this student again".
+    "infrastructure",
 )
-STATUS_COLUMNS: tuple[str, ...] = ("passed", "failed", "error", "timeout", "skipped")
+STATUS_COLUMNS: tuple[str, ...] = ("passed", "failed", "error", "timeout", "skipped",
+                                   "infrastructure")
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -62,7 +66,8 @@ def _row(report: Report, check_columns: dict[str, str]) -> dict[str, str]:
         "submission_sha256": _safe(report.submission_sha256),
         "submission_error": _safe(report.submission_error),
     }
-    row.update({check_columns[c.name]: _num(c.points) for c in report.checks})
+    row.update({check_columns[c.name]: _num(c.points) for c in report.checks
+                if c.status != "infrastructure"})
     return row
 
 

@@ -41,7 +41,8 @@ def _test(check: CheckResult) -> dict[str, Any]:
         "name": _text(check.name),
         "name_format": "text",
         "score": check.points,
-        "max_score": check.max_points,
+        # A check an overloaded machine could not grade gives and takes no points.
+        "max_score": 0.0 if check.status == "infrastructure" else check.max_points,
         "status": "passed" if check.status == "passed" else "failed",
         "output": _check_output(check),
         "output_format": "text",

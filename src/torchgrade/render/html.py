@@ -14,6 +14,7 @@ from typing import Any
 
 import jinja2
 
+from torchgrade.nbcode import summary_lines
 from torchgrade.render._text import strip_controls
 from torchgrade.report import Report, atomic_write_text
 
@@ -56,6 +57,7 @@ def render_student_html(report: Report) -> str:
         percent=_percent(report),
         sha_short=report.submission_sha256[:12],
         not_passed=[c for c in report.checks if c.status != "passed"],
+        notebook=summary_lines(report.extra.get("notebook")),
     )
 
 

@@ -87,7 +87,7 @@ def _counts(report: Report) -> dict[str, str]:
         "tests": str(len(statuses)),
         "failures": str(statuses.count("failed")),
         "errors": str(statuses.count("error") + statuses.count("timeout")),
-        "skipped": str(statuses.count("skipped")),
+        "skipped": str(statuses.count("skipped") + statuses.count("infrastructure")),
         "time": _seconds(report.duration_s),
     }
 

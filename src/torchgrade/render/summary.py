@@ -26,7 +26,7 @@ from torchgrade.render.html import _percent as percent
 from torchgrade.report import Report, atomic_write_text
 
 BINS = 10
-STATUS_ORDER = ("failed", "error", "timeout", "skipped")
+STATUS_ORDER = ("failed", "error", "timeout", "skipped", "infrastructure")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +55,9 @@ class ClassSummary:
     failures: tuple[StackedBar, ...]  # one per check that anyone did not pass
     broken_checks: tuple[str, ...]  # checks no graded submission passed
     submission_problems: int  # reports with a submission_error
+    # Students with checks an overloaded machine could not grade, even graded again alone:
+    # (student, the checks). Their scores leave those checks out; grade them again.
+    unresolved: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 def summarise(reports: Sequence[Report]) -> ClassSummary:
@@ -98,7 +101,8 @@ def summarise(reports: Sequence[Report]) -> ClassSummary:
         median_percent=round(statistics.median(percents), 1), histogram=histogram,
         pass_rates=tuple(pass_rates), durations=durations, failures=tuple(failures),
         broken_checks=tuple(broken),
-        submission_problems=sum(bool(r.submission_error) for r in reports))
+        submission_problems=sum(bool(r.submission_error) for r in reports),
+        unresolved=tuple((r.student, r.unresolved) for r in reports if r.unresolved))
 
 
 def render_class_summary(reports: Sequence[Report]) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from torchgrade.checks import check, expect_raises, expect_scalar, expect_tensor
+from torchgrade.checks import check, expect_raises, expect_scalar, expect_tensor, fail
 
 LAYOUT = ("a patch layout other than the official one ('nchpwq->nhwpqc'), e.g. "
           "'nchpwq->nhwqpc', channels first, or a plain reshape")
@@ -21,6 +21,14 @@ NORM_PIX = ("per-patch normalisation with the biased variance, without the 1e-6 
 
 def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
+
+
+def _three(out):
+    """random_masking's answer, which must be (x_masked, mask, ids_restore)."""
+    if not (isinstance(out, tuple | list) and len(out) == 3):
+        fail("random_masking must return three tensors.",
+             expected="(x_masked, mask, ids_restore)", got=type(out).__name__)
+    return out
 
 
 @check(points=5, kind="value", visibility="public", catches=LAYOUT)
@@ -53,8 +61,8 @@ def test_unpatchify_public(student, fixture_case):
 def test_random_masking_public(student, fixture_case):
     """random_masking with a seeded generator reproduces the reference's draw exactly."""
     case = fixture_case("masking")
-    x_masked, mask, ids_restore = student.random_masking(case["x"], case["mask_ratio"],
-                                                         generator=_gen(case["seed"]))
+    x_masked, mask, ids_restore = _three(student.random_masking(
+        case["x"], case["mask_ratio"], generator=_gen(case["seed"])))
     hint = ("noise = torch.rand(N, L, generator=generator, device=x.device); ids_shuffle = "
             "argsort(noise, dim=1); keep ids_shuffle[:, :len_keep]")
     expect_tensor(ids_restore, case["ids_restore"], what="ids_restore", rtol=0, atol=0,

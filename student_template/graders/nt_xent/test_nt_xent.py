@@ -12,10 +12,10 @@ import torch
 
 from torchgrade.checks import (
     check,
+    expect_answer,
     expect_close,
     expect_raises,
     expect_scalar,
-    expect_shape,
     expect_tensor,
     fail,
 )
@@ -97,7 +97,8 @@ def test_simclr_views_public(student):
         fail("simclr_views must return two views.", expected="(view_1, view_2)",
              got=type(first).__name__)
     for k, view in enumerate(first):
-        expect_shape(view, tuple(images.shape), what=f"view_{k + 1}", dtype=images.dtype)
+        expect_answer(view, what=f"view_{k + 1}", shape=tuple(images.shape),
+                      dtype=images.dtype)
         if float(view.min()) < -1e-6 or float(view.max()) > 1 + 1e-6:
             fail(f"view_{k + 1} leaves [0, 1].", expected="values in [0, 1]",
                  got=f"[{float(view.min()):.3g}, {float(view.max()):.3g}]",
