@@ -82,3 +82,17 @@ def test_expect_changed_refuses_the_input_handed_back():
     assert feedback.splitlines()[0] == "restore_order(x, ids) returned its input unchanged."
     expect_changed(x.flip(1), x, what="restore_order(x, ids)", how="reordered")
     expect_changed(x.reshape(2, 12), x, what="patchify(x)", how="cut into patches")
+
+
+def test_hidden_checks_never_echo_a_wrong_answers_value():
+    """A wrong type in a hidden check (an input handed back, a list of values) is described
+    by its type and length only; a public check shows the value."""
+    from torchgrade.checks import CheckFailure, expect_type, revealing
+
+    secret = [0.123456, 0.654321]
+    with revealing(False), pytest.raises(CheckFailure) as hidden:
+        expect_type(secret, torch.Tensor, what="rollout")
+    assert "0.123456" not in str(hidden.value) and "a list of length 2" in str(hidden.value)
+    with revealing(True), pytest.raises(CheckFailure) as public:
+        expect_type(secret, torch.Tensor, what="rollout")
+    assert "0.123456" in str(public.value)

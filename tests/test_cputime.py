@@ -193,3 +193,22 @@ def test_cgroup_meter_sees_a_throttled_process_waiting_for_cpu() -> None:
                     break
                 except OSError:
                     time.sleep(0.1)
+
+
+def test_a_worker_that_lowers_its_own_priority_is_seen() -> None:
+    """A process that raised its own nice value (or took SCHED_IDLE) starves itself: does the
+    meter see it, so that starving is not blamed on the machine, and not see it otherwise?"""
+    niced = subprocess.Popen([sys.executable, "-c", (
+        "import os, sys, time\nos.nice(5)\nprint('ready', flush=True)\ntime.sleep(30)")],
+        stdout=subprocess.PIPE, text=True)
+    plain = subprocess.Popen([sys.executable, "-c", "print('ready', flush=True)\n"
+                              "import time; time.sleep(30)"], stdout=subprocess.PIPE, text=True)
+    try:
+        for p in (niced, plain):
+            assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+        assert TreeMeter(niced.pid).deprioritised()
+        assert not TreeMeter(plain.pid).deprioritised()
+    finally:
+        for p in (niced, plain):
+            p.kill()
+            p.wait()

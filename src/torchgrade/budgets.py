@@ -39,10 +39,11 @@ MAX_REFERENCE_SHARE = 0.5
 
 @dataclasses.dataclass(frozen=True)
 class TrainingCheck:
-    name: str
+    name: str  # never shown to students: hidden checks' names stay hidden (torchgrade.leaks)
     points: float
     profiles: tuple[str, ...]
     budget_s: float  # CPU seconds of student work
+    what: str  # what it checks, for the handout: the first sentence of its docstring
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,8 +66,17 @@ def training_checks(a: Assignment) -> list[TrainingCheck]:
             found.append(TrainingCheck(
                 name=node.name, points=float(kw.get("points", 0)),  # type: ignore[attr-defined]
                 profiles=tuple(kw.get("profiles", ("cpu", "gpu"))),
-                budget_s=float(kw.get("timeout") or a.check_timeout_s)))
+                budget_s=float(kw.get("timeout") or a.check_timeout_s),
+                what=_first_sentence(ast.get_docstring(node) or node.name)))  # type: ignore
     return found
+
+
+def _first_sentence(doc: str, width: int = 110) -> str:
+    text = " ".join(doc.split())
+    end = text.find(". ")
+    text = text if end < 0 else text[:end + 1]
+    text = text.replace("|", "/")  # a table cell
+    return text if len(text) <= width else text[:width].rsplit(" ", 1)[0] + " …"
 
 
 def _check_keywords(node: ast.stmt) -> dict | None:
@@ -173,7 +183,7 @@ def handout_table(a: Assignment) -> str:
                 else f"{m.cpu_s:.1f} CPU s" if m is not None
                 else "not measured yet (GPU runner)" if "cpu" not in c.profiles
                 else "not measured yet")
-        rows.append(f"| `{c.name}` | {c.points:g} | {profile} | {c.budget_s:g} CPU s | "
+        rows.append(f"| {c.what} | {c.points:g} | {profile} | {c.budget_s:g} CPU s | "
                     f"{used} |")
     return "\n".join([textwrap.fill(
         "Training checks have a budget of **CPU seconds** for your code (one torch thread, "

@@ -39,7 +39,8 @@ def check(*, points: float, kind: str, visibility: str = "hidden", timeout: floa
 
     points: what the check is worth. kind: shape | value | invariant | training | robustness.
     visibility: public (students run it locally, against shipped fixtures) or hidden.
-    timeout: seconds for the whole check (default: the rubric's ``check_timeout_s``).
+    timeout: the check's budget in CPU seconds of the student's code (default: the rubric's
+    ``check_timeout_s``); a busy machine never uses it up (``torchgrade.cputime``).
     profiles: the profiles the check runs in. catches: the mistake it is designed to catch,
     shown to the student when it fails.
     """
@@ -83,6 +84,10 @@ def _describe(x: Any) -> str:
     if isinstance(x, torch.Tensor):
         return f"tensor(shape={list(x.shape)}, dtype={str(x.dtype).removeprefix('torch.')}, " \
                f"device={x.device})"
+    if not reveal() and x is not None and not isinstance(x, bool):
+        # Hidden checks never echo values: a wrong answer may be an input handed back.
+        size = f" of length {len(x)}" if hasattr(x, "__len__") else ""
+        return f"a {type(x).__name__}{size}"
     text = repr(x)
     return text if len(text) <= 80 else text[:77] + "..."
 

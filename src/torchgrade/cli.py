@@ -9,6 +9,8 @@
     torchgrade list                         the assignments this course directory has
     torchgrade docker build-image|check     the worker image for --sandbox docker; engine check
     torchgrade nbgrader release NAME ...    staff: grades and feedback into an nbgrader course
+    torchgrade similarity NAME SUBMISSIONS  staff: which submissions are too alike (offline)
+    torchgrade export NAME --reports R ...  staff: grades into Canvas's or Moodle's gradebook
 
 Exit status: 0 success (for ``check``: every public check passed; for ``audit``: the grader
 is fair), 1 checks failed (or the audit found a problem),
@@ -129,6 +131,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--no-cache", action="store_true", help="grade everyone again, even those "
                    "whose report was written for the same submission and grader (by default "
                    "they are reused, so an interrupted batch resumes where it stopped)")
+    g.add_argument("--similarity", action="store_true", help="after grading, compare every "
+                   "pair of the graded submissions and add the pairs flagged to the class "
+                   "summary (as `torchgrade similarity`; its pages go to OUT too)")
     _common(g)
 
     a = sub.add_parser("author", help="course-staff tools")
@@ -317,7 +322,90 @@ def _parser() -> argparse.ArgumentParser:
                      "\"2026-12-01 17:00:00 UTC\" (default: keep nbgrader's)")
     rel.add_argument("--no-exchange", action="store_true", help="write the gradebook and the "
                      "feedback pages, but do not run release_feedback")
+    _similarity_parser(sub)
+    _export_parser(sub)
     return parser
+
+
+def _similarity_parser(sub: argparse._SubParsersAction) -> None:
+    from torchgrade.similarity import DEFAULT_THRESHOLD
+
+    sim = sub.add_parser(
+        "similarity", help="which submissions are too alike: every pair compared, offline",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.dedent(f"""\
+            Compare every pair of submissions of SUBMISSIONS (found as `grade` finds them;
+            notebooks on their code cells only) with copydetect's winnowing, on this machine:
+            nothing is sent anywhere and nothing of a submission is run. The stub, the
+            handout's code blocks and torchgrade's notebook cells never count. Renamed
+            variables and functions, reordered functions, changed comments and docstrings,
+            reformatting and added dead code are seen through.
+            A pair's score is the larger of its two shares (how much of each one's own code
+            is found in the other); it is flagged at --threshold (default {DEFAULT_THRESHOLD},
+            measured on independently written solutions and planted copies: see
+            benchmarks/RESULTS.md). Writes
+              OUT/NAME-similarity.html   the flagged pairs, then the closest others, ranked
+              OUT/NAME-similarity.csv    every pair, highest score first
+              OUT/similarity/A/B.html    each flagged pair side by side, matches numbered
+            Exit status 0 whether or not pairs are flagged (read the pages: a high score
+            says the code is alike, not who wrote it)."""),
+        epilog=textwrap.dedent("""\
+            examples:
+              torchgrade similarity nt_xent submissions/ --out similarity/
+              torchgrade similarity nt_xent course/submitted --out reports/ --threshold 0.8
+              torchgrade grade nt_xent submissions/ --out reports/ --similarity  # both
+            """))
+    sim.add_argument("assignment", help="assignment name, e.g. nt_xent")
+    sim.add_argument("submissions", type=Path, help="folder with one sub-folder per student, "
+                     "as for `grade` (nbgrader's submitted/ folder works as is)")
+    sim.add_argument("--out", type=Path, required=True, help="where the pages and the CSV "
+                     "are written (the --out of `grade` is fine: the names do not collide)")
+    sim.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="flag pairs "
+                     f"scoring at least this, between 0 and 1 (default {DEFAULT_THRESHOLD})")
+    sim.add_argument("--student", action="append", help="compare only these students "
+                     "(repeatable; at least two)")
+
+
+def _export_parser(sub: argparse._SubParsersAction) -> None:
+    from torchgrade.lms_export import CANVAS_COLUMNS, FORMATS, MOODLE_COLUMNS
+
+    ex = sub.add_parser(
+        "export", help="grades into a gradebook: Canvas's or Moodle's CSV import, or CSV",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.dedent(f"""\
+            Write the scores of the reports REPORTS/<student>/NAME.json (from `grade`) as the
+            CSV file a gradebook imports:
+              canvas   {", ".join(CANVAS_COLUMNS)}, then the assignment's
+                       column (--column; "Name (1234)" with the Canvas assignment id updates
+                       that assignment), and a "Points Possible" row. Import it in Canvas:
+                       Grades > Import.
+              moodle   {", ".join(MOODLE_COLUMNS)}, the
+                       grade and its feedback. Import it in Moodle: Grades > Import > CSV file,
+                       then map the identity column you filled to the user, the grade column
+                       to a grade item (or a new one) and the feedback to its feedback.
+              csv      folder, score, points_possible, percent, checks passed, status.
+            --roster maps folder names to gradebook identities when they differ: a CSV with
+            a "folder" column and the format's identity columns named as above (a Canvas
+            gradebook export with a "folder" column added works as is). Without it the folder
+            name is the Canvas "SIS Login ID" or the Moodle "Username".
+            Reports that cannot be read are skipped with a message (exit status 1)."""),
+        epilog=textwrap.dedent("""\
+            examples:
+              torchgrade export nt_xent --reports reports/ --to canvas
+              torchgrade export nt_xent --reports reports/ --to canvas --roster roster.csv \\
+                  --column "NT-Xent (48213)"
+              torchgrade export nt_xent --reports reports/ --to moodle --out grades.csv
+            """))
+    ex.add_argument("assignment", help="assignment name, e.g. nt_xent")
+    ex.add_argument("--reports", type=Path, required=True, help="the --out folder of `grade`")
+    ex.add_argument("--to", choices=FORMATS, required=True, help="the gradebook's format")
+    ex.add_argument("--out", type=Path, help="the file written (default: "
+                    "REPORTS/NAME-<format>.csv)")
+    ex.add_argument("--roster", type=Path, help="CSV mapping each student folder ('folder' "
+                    "column) to its gradebook identity")
+    ex.add_argument("--column", help="the gradebook column (default: the assignment's name)")
+    ex.add_argument("--points", type=float, help="points possible (default: the rubric's "
+                    "total_points, else the largest max_score of the reports)")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -503,12 +591,89 @@ def cmd_grade(args: argparse.Namespace) -> int:
               f"busy to grade, even alone: {', '.join(result.unresolved)}. Their scores leave "
               "those checks out; run the same command again (with fewer --jobs, or on a "
               "quieter machine) to grade them.", file=sys.stderr)
+    if args.similarity:
+        _similarity_after_grade(assignment, args, roster, result)
     broken = [r.student for r in result.reports if r.submission_error.startswith(INTERNAL)]
     if broken:
         print(f"torchgrade itself failed on {len(broken)} submission(s): {', '.join(broken)} "
               "(see their reports)", file=sys.stderr)
         return 3
     return 4 if result.unresolved else 0
+
+
+def _similarity_after_grade(assignment, args: argparse.Namespace, roster: list[str],
+                            result) -> None:
+    """``grade --similarity``: the similarity pass over the students just graded, its pages in
+    OUT, and its section in the class summary."""
+    from torchgrade.render.similarity import summary_section, write_similarity
+    from torchgrade.render.summary import write_class_summary
+    from torchgrade.similarity import run
+
+    print(f"comparing {len(roster)} submission(s) for similarity...", file=sys.stderr,
+          flush=True)
+    found = run(assignment, args.submissions, students=roster)
+    outputs = write_similarity(found, args.out)
+    if result.summary_path is not None:
+        write_class_summary(result.reports, result.summary_path, summary_section(found))
+    print(f"similarity: {len(found.flagged)} pair(s) flagged of {len(found.pairs)}: "
+          f"{outputs.page}")
+
+
+def cmd_similarity(args: argparse.Namespace) -> int:
+    from torchgrade.render.similarity import write_similarity
+    from torchgrade.similarity import SimilarityError, run
+
+    assignment = load(args.assignment, _root(args))
+    if args.student is not None and len(set(args.student)) < 2:
+        raise UsageError("--student: name at least two students to compare")
+    try:
+        result = run(assignment, args.submissions, args.threshold, students=args.student)
+    except SimilarityError as exc:
+        raise UsageError(str(exc)) from exc
+    outputs = write_similarity(result, args.out)
+    for s in result.submissions:
+        if s.skipped:
+            print(f"not compared: {s.student}: {s.skipped}", file=sys.stderr)
+    width = max((len(p.a) + len(p.b) for p in result.flagged), default=0) + 5
+    for p in result.flagged:
+        print(f"  FLAG  {p.a + ' and ' + p.b:<{width}} {p.score:.2f}   {outputs.page.parent}/"
+              f"similarity/{p.a}/{p.b}.html")
+    print(f"\n{assignment.name}: {len(result.compared)} submission(s) compared, "
+          f"{len(result.pairs)} pair(s), {len(result.flagged)} flagged at "
+          f"{result.threshold:.2f} ({result.duration_s:.1f} s)")
+    print(f"page: {outputs.page}\nCSV: {outputs.csv}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from torchgrade.lms_export import ExportError, export
+
+    points = args.points
+    if points is None:
+        try:
+            points = load(args.assignment, _root(args)).total_points
+        except AssignmentError:
+            points = None  # a reports folder away from the course: the reports' max_score
+    elif points <= 0:
+        raise UsageError(f"--points must be a number > 0, got {points:g}")
+    out = args.out or args.reports / f"{args.assignment}-{args.to}.csv"
+    try:
+        result = export(args.assignment, args.reports, args.to, out, roster=args.roster,
+                        column=args.column, points_possible=points)
+    except ExportError as exc:
+        raise UsageError(str(exc)) from exc
+    for message in result.skipped:
+        print(message, file=sys.stderr)
+    if result.without_report:
+        print(f"roster entries with no report, not exported: "
+              f"{', '.join(result.without_report)}", file=sys.stderr)
+    if result.incomplete:
+        print(f"graded on fewer than {result.points_possible:g} points (checks skipped or not "
+              f"graded; their score counts them as 0): {', '.join(result.incomplete)}",
+              file=sys.stderr)
+    print(f"{len(result.students)} student(s) of {args.assignment}, out of "
+          f"{result.points_possible:g} points, written for {args.to}: {result.path}")
+    return 1 if result.skipped else 0
 
 
 def cmd_author(args: argparse.Namespace) -> int:
@@ -685,7 +850,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = {"check": cmd_check, "grade": cmd_grade, "author": cmd_author,
                "audit": cmd_audit, "list": cmd_list, "docker": cmd_docker,
-               "nbgrader": cmd_nbgrader}[args.command]
+               "nbgrader": cmd_nbgrader, "similarity": cmd_similarity,
+               "export": cmd_export}[args.command]
     try:
         _docker_ready(args)
         return handler(args)

@@ -58,6 +58,28 @@ class Meter(Protocol):
         """The worker's usage now; None when it cannot be read (the worker is gone, or this
         host has no way to tell)."""
 
+    def deprioritised(self) -> bool:
+        """Whether the worker lowered its own CPU priority (a positive nice value, or the
+        SCHED_BATCH/SCHED_IDLE policies): starved by its own doing, not the machine's."""
+
+
+_SCHED_BATCH, _SCHED_IDLE = 3, 5
+
+
+def _lowered(tids: list[str] | list[int]) -> bool:
+    for tid in tids:
+        try:
+            stat = Path(f"/proc/{tid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        try:  # nice is field 19, the policy field 41 of proc(5)'s stat
+            if int(fields[16]) > 0 or int(fields[38]) in (_SCHED_BATCH, _SCHED_IDLE):
+                return True
+        except (IndexError, ValueError):
+            continue
+    return False
+
 
 def _schedstat_delay(tid: str | int) -> float | None:
     """Run-queue delay of one thread (ns in the kernel's /proc/<tid>/schedstat)."""
@@ -105,6 +127,12 @@ class CgroupMeter:
         self.delay_s = max(self.delay_s, delay)
         return Usage(cpu, self.delay_s)
 
+    def deprioritised(self) -> bool:
+        try:
+            return _lowered((self.cgroup / "tasks").read_text().split())
+        except OSError:
+            return False
+
 
 class TreeMeter:
     """The worker's process tree, from ``/proc`` (no cgroup needed). ``root`` is the pid of
@@ -136,6 +164,11 @@ class TreeMeter:
                           max(delay, self.last.delay_s or 0.0) if self.delays else None)
         return self.last
 
+    def deprioritised(self) -> bool:
+        root = self.root() if callable(self.root) else self.root
+        return root is not None and _lowered(
+            [tid for pid in _tree(root) for tid in _threads(pid)])
+
 
 def _tree(root: int) -> list[int]:
     """``root`` and its descendants (via /proc/<pid>/task/<tid>/children)."""
@@ -157,6 +190,9 @@ class NoMeter:
 
     def read(self) -> Usage | None:
         return None
+
+    def deprioritised(self) -> bool:
+        return False
 
 
 def describe(meter: Meter) -> str:

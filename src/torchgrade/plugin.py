@@ -266,6 +266,9 @@ def _timeout_feedback(exc: StudentTimeout, s: Session) -> str:
         return (f"The grading's CPU budget for your code "
                 f"({s.assignment.submission_timeout_s:g} CPU seconds over all checks) was "
                 "used up by the checks before this one: look for far too much work.")
+    if exc.why == "niced":
+        return (f"Your code {exc.message}: do not change your process's priority "
+                "(os.nice, os.sched_setscheduler), it only starves your own code.")
     if exc.why == "wall":
         return (f"Your code did not finish within this check's time limit ({budget:g} s; "
                 "this machine does not show CPU time, so the wall clock stood in): look for "

@@ -52,7 +52,9 @@ class StudentError(Exception):
 class StudentTimeout(Exception):
     """The submission did not answer within its budget: ``why`` is "cpu" (it used the CPU
     seconds it had), "idle" (it waited as long without computing), "total" (earlier checks
-    used up the grading's CPU budget) or "wall" (no CPU time on this host: the wall clock)."""
+    used up the grading's CPU budget), "niced" (it lowered its own priority and so got too
+    little CPU before the wall-clock backstop) or "wall" (no CPU time on this host: the wall
+    clock)."""
 
     def __init__(self, message: str, why: str = "cpu", budget_s: float = 0.0,
                  used_s: float = 0.0) -> None:
@@ -284,6 +286,11 @@ class WorkerClient:
 
     def _stopped(self, verdict: Verdict, budget: Budget, wall: float) -> Exception:
         used = budget.used_cpu_s
+        if verdict == "overloaded" and self.meter.deprioritised():
+            # Starved by its own os.nice() or SCHED_IDLE, not by the machine: its doing.
+            return StudentTimeout(f"lowered its own CPU priority and used {used:.1f} of its "
+                                  f"{budget.cpu_s:g} CPU seconds in {wall:.0f} s", "niced",
+                                  budget.cpu_s, used)
         if verdict == "overloaded":
             return MachineOverloaded(
                 f"used {used:.1f} of its {budget.cpu_s:g} CPU seconds in {wall:.0f} s of wall "

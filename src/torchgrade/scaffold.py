@@ -109,9 +109,9 @@ version = "0.1"             # written into every report; bump when checks change
 total_points = 10           # the cpu profile's checks must add up to this
 
 [limits]
-check_timeout_s = 30
-import_timeout_s = 60
-submission_timeout_s = 300
+check_timeout_s = 30        # CPU seconds of the student's code per check (not wall time)
+import_timeout_s = 60       # CPU seconds to import the submission
+submission_timeout_s = 300  # CPU seconds of the student's code over the whole grading
 memory_mb = 6144            # `import torch` needs > 4096
 """
 

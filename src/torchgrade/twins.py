@@ -99,7 +99,7 @@ def make_twin(source: str, kind: str) -> Twin:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             node.body = _body(node, kind)
             rewritten.append(node.name)
-    if kind in _RETURNS and kind != "none" and rewritten:
+    if _TORCH in _RETURNS.get(kind, "") and rewritten:  # nan, zero: their own torch import
         tree.body.insert(_import_position(tree), ast.parse(f"import torch as {_TORCH}").body[0])
     text = ast.unparse(ast.fix_missing_locations(tree))
     try:

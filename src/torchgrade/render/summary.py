@@ -8,7 +8,9 @@ student pages applies and the page works offline):
 - the pass rate of every check: a check that nobody passes usually means a broken grader, and
   is flagged;
 - the grading time of every submission;
-- the checks that did not pass, by status (failed, error, timeout), per check.
+- the checks that did not pass, by status (failed, error, timeout), per check;
+- with ``torchgrade grade --similarity``, the pairs of submissions the similarity pass flagged
+  (:class:`SimilaritySection`, linking to its own page: ``torchgrade.render.similarity``).
 
 The numbers come from the JSON reports only, like every other renderer. Geometry is computed
 here in Python so the template only places rectangles.
@@ -44,6 +46,17 @@ class StackedBar:
 
 
 @dataclasses.dataclass(frozen=True)
+class SimilaritySection:
+    """The similarity pass's headline: the pairs it flagged, each linking to its page."""
+
+    page: str  # the similarity page, relative to the summary page
+    threshold: float
+    compared: int  # submissions compared
+    pairs: int  # pairs compared
+    flagged: tuple[tuple[str, str, float, str], ...]  # (student a, student b, score, page)
+
+
+@dataclasses.dataclass(frozen=True)
 class ClassSummary:
     assignment: str
     students: int
@@ -58,9 +71,11 @@ class ClassSummary:
     # Students with checks an overloaded machine could not grade, even graded again alone:
     # (student, the checks). Their scores leave those checks out; grade them again.
     unresolved: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    similarity: SimilaritySection | None = None  # only when grade ran the similarity pass
 
 
-def summarise(reports: Sequence[Report]) -> ClassSummary:
+def summarise(reports: Sequence[Report],
+              similarity: SimilaritySection | None = None) -> ClassSummary:
     if not reports:
         raise ValueError("no reports to summarise")
     percents = [percent(r) for r in reports]
@@ -102,13 +117,17 @@ def summarise(reports: Sequence[Report]) -> ClassSummary:
         pass_rates=tuple(pass_rates), durations=durations, failures=tuple(failures),
         broken_checks=tuple(broken),
         submission_problems=sum(bool(r.submission_error) for r in reports),
-        unresolved=tuple((r.student, r.unresolved) for r in reports if r.unresolved))
+        unresolved=tuple((r.student, r.unresolved) for r in reports if r.unresolved),
+        similarity=similarity)
 
 
-def render_class_summary(reports: Sequence[Report]) -> str:
-    return environment().get_template("summary.html.j2").render(s=summarise(reports))
+def render_class_summary(reports: Sequence[Report],
+                         similarity: SimilaritySection | None = None) -> str:
+    return environment().get_template("summary.html.j2").render(
+        s=summarise(reports, similarity))
 
 
-def write_class_summary(reports: Sequence[Report], path: Path) -> Path:
-    atomic_write_text(path, render_class_summary(reports))
+def write_class_summary(reports: Sequence[Report], path: Path,
+                        similarity: SimilaritySection | None = None) -> Path:
+    atomic_write_text(path, render_class_summary(reports, similarity))
     return path
