@@ -98,7 +98,7 @@ def main() -> None:
     for k in args.k:
         similarity.NOISE_K = k
         for raw in ((False, True) if args.raw else (False,)):
-            similarity.blank = (lambda text, keep=(): text) if raw else blank
+            similarity.blank = (lambda text, keep=(), **_: text) if raw else blank
             label = f"k={k}, " + ("copydetect alone" if raw else "with torchgrade's blanking")
             report(measure(args.threshold), label, args.threshold)
 

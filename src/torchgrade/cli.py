@@ -65,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
               torchgrade author build                       # stubs, handouts, student_template/
               torchgrade audit nt_xent --mutants 12 --jobs 2
               torchgrade nbgrader release nt_xent --course-dir notebooks --reports reports/
+              torchgrade similarity nt_xent submissions/ --out reports/   # who copied?
+              torchgrade export nt_xent --reports reports/ --to canvas    # or moodle, csv
             """))
     parser.add_argument("--version", action="version", version=f"torchgrade {__version__}")
     parser.add_argument("--root", type=Path, help="the course directory (holding graders/); "
@@ -328,7 +330,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _similarity_parser(sub: argparse._SubParsersAction) -> None:
-    from torchgrade.similarity import DEFAULT_THRESHOLD
+    from torchgrade.similarity import DEFAULT_THRESHOLD, MAX_PAGES
 
     sim = sub.add_parser(
         "similarity", help="which submissions are too alike: every pair compared, offline",
@@ -364,6 +366,10 @@ def _similarity_parser(sub: argparse._SubParsersAction) -> None:
                      f"scoring at least this, between 0 and 1 (default {DEFAULT_THRESHOLD})")
     sim.add_argument("--student", action="append", help="compare only these students "
                      "(repeatable; at least two)")
+    sim.add_argument("--max-pages", type=int, default=MAX_PAGES, metavar="N",
+                     help="side-by-side "
+                     f"pages for the N highest-scoring flagged pairs (default {MAX_PAGES}; every "
+                     "flagged pair is in the table and the CSV)")
 
 
 def _export_parser(sub: argparse._SubParsersAction) -> None:
@@ -620,24 +626,27 @@ def _similarity_after_grade(assignment, args: argparse.Namespace, roster: list[s
 
 
 def cmd_similarity(args: argparse.Namespace) -> int:
-    from torchgrade.render.similarity import write_similarity
+    from torchgrade.render.similarity import pair_page, write_similarity
     from torchgrade.similarity import SimilarityError, run
 
     assignment = load(args.assignment, _root(args))
     if args.student is not None and len(set(args.student)) < 2:
         raise UsageError("--student: name at least two students to compare")
+    if args.max_pages < 0:
+        raise UsageError(f"--max-pages must be 0 or more, got {args.max_pages}")
     try:
-        result = run(assignment, args.submissions, args.threshold, students=args.student)
+        result = run(assignment, args.submissions, args.threshold, students=args.student,
+                     max_pages=args.max_pages)
     except SimilarityError as exc:
         raise UsageError(str(exc)) from exc
-    outputs = write_similarity(result, args.out)
+    outputs = write_similarity(result, args.out, args.max_pages)
     for s in result.submissions:
         if s.skipped:
             print(f"not compared: {s.student}: {s.skipped}", file=sys.stderr)
     width = max((len(p.a) + len(p.b) for p in result.flagged), default=0) + 5
-    for p in result.flagged:
-        print(f"  FLAG  {p.a + ' and ' + p.b:<{width}} {p.score:.2f}   {outputs.page.parent}/"
-              f"similarity/{p.a}/{p.b}.html")
+    for i, p in enumerate(result.flagged):
+        where = f"{outputs.page.parent}/{pair_page(p)}" if i < args.max_pages else "(no page)"
+        print(f"  FLAG  {p.a + ' and ' + p.b:<{width}} {p.score:.2f}   {where}")
     print(f"\n{assignment.name}: {len(result.compared)} submission(s) compared, "
           f"{len(result.pairs)} pair(s), {len(result.flagged)} flagged at "
           f"{result.threshold:.2f} ({result.duration_s:.1f} s)")

@@ -62,6 +62,10 @@ WINDOW = 1
 # pairs score at most 0.53 (mae_masking, whose handout dictates much of the code), the planted
 # copies at least 0.92; 0.7 sits in the middle of that gap.
 DEFAULT_THRESHOLD = 0.7
+# The flagged pairs whose matching regions are found (for their side-by-side pages), highest
+# scores first. A class with more flagged pairs has a threshold too low for its assignment
+# (or an assignment that hands out most of the code); every flagged pair is still listed.
+MAX_PAGES = 500
 # A pair is flagged only when both submissions have at least this many compared tokens of
 # their own (tokenized characters: about 15 lines of code): two near-empty submissions (the
 # stub and a line or two) are alike without anyone copying.
@@ -103,7 +107,7 @@ class Pair:
     tokens_a: int  # a's own compared tokens (tokenized characters)
     tokens_b: int
     flagged: bool
-    # Only for flagged pairs (the pages show them); empty otherwise.
+    # Only for the flagged pairs that get a page (compare's max_pages); empty otherwise.
     regions_a: tuple[Region, ...] = ()
     regions_b: tuple[Region, ...] = ()
 
@@ -202,12 +206,13 @@ def boilerplate(assignment: Assignment) -> list[tuple[str, str]]:
 
 
 # -- fingerprints ----------------------------------------------------------------------------
-def _fingerprint(text: str, keep: frozenset[str], boiler: np.ndarray | None,
-                 window: int = WINDOW) -> CodeFingerprint:
+def _fingerprint(text: str, boiler: np.ndarray | None, window: int = WINDOW
+                 ) -> CodeFingerprint:
+    """copydetect's fingerprint of ``text`` as compared (already blanked: see ``blank``)."""
     from copydetect import CodeFingerprint
 
     fp = CodeFingerprint("submission.py", NOISE_K, window, boilerplate=boiler,
-                         language="python", fp=io.StringIO(blank(text, keep)))
+                         language="python", fp=io.StringIO(text))
     fp.offsets = _repaired_offsets(fp.filtered_code, fp.offsets)
     return fp
 
@@ -230,100 +235,157 @@ def _repaired_offsets(filtered: str, offsets: np.ndarray) -> np.ndarray:
 
 
 def boilerplate_hashes(assignment: Assignment, keep: frozenset[str]) -> np.ndarray:
+    """Every k-gram of the boilerplate, blanked as submissions are, with its dead code kept
+    (a handout snippet assigns names only the student's code reads: alone, it is all dead),
+    and as it is (a submission that does not parse is compared unblanked)."""
     hashes: set[int] = set()
     for _, text in boilerplate(assignment):
-        hashes.update(_fingerprint(text, keep, None, window=1).hashes)
+        for variant in {blank(text, keep), blank(text, keep, dead_code=False), text}:
+            hashes.update(_fingerprint(variant, None, window=1).hashes)
     return np.array(sorted(hashes), dtype=np.int64)
 
 
-def _regions(fa: CodeFingerprint, fb: CodeFingerprint, raw: tuple[np.ndarray, np.ndarray],
-             length: tuple[int, int]) -> tuple[tuple[Region, ...], tuple[Region, ...]]:
-    """The matched stretches of both sides, numbered so that a region of ``a`` and the region
-    of ``b`` sharing most fingerprints with it carry the same number."""
-    from copydetect.utils import find_fingerprint_overlap, get_copied_slices
+@dataclasses.dataclass(frozen=True)
+class _Doc:
+    """A submission's copydetect fingerprint, with its fingerprints as sorted arrays so that
+    each pair is compared in numpy (copydetect's ``compare_files`` builds an array per shared
+    fingerprint: 3 ms a pair, 45 000 pairs in a class of 300)."""
 
-    idx_a, idx_b = find_fingerprint_overlap(fa.hashes, fb.hashes, fa.hash_idx, fb.hash_idx)
-    flt_a, flt_b = get_copied_slices(idx_a, NOISE_K), get_copied_slices(idx_b, NOISE_K)
-    votes: dict[tuple[int, int], int] = {}
-    for h in fa.hashes & fb.hashes:
-        for i in fa.hash_idx[h]:
-            ra = int(np.searchsorted(flt_a[0], i, side="right")) - 1
-            for j in fb.hash_idx[h]:
-                rb = int(np.searchsorted(flt_b[0], j, side="right")) - 1
-                votes[ra, rb] = votes.get((ra, rb), 0) + 1
-    partner_a: dict[int, int] = {}
-    partner_b: dict[int, int] = {}
-    for (ra, rb), _n in sorted(votes.items(), key=lambda kv: -kv[1]):
-        partner_a.setdefault(ra, rb)
-        partner_b.setdefault(rb, ra)
-    # Number the regions of a in order; a region of b takes its partner's number.
-    number_a = {ra: n for n, ra in enumerate(range(raw[0].shape[1]), start=1)}
-    side_a = tuple(Region(int(max(0, s)), int(min(e, length[0])), number_a[ra])
-                   for ra, (s, e) in enumerate(zip(raw[0][0], raw[0][1], strict=True)))
-    side_b = tuple(Region(int(max(0, s)), int(min(e, length[1])),
-                          number_a.get(partner_b.get(rb, -1), 0))
-                   for rb, (s, e) in enumerate(zip(raw[1][0], raw[1][1], strict=True)))
-    return side_a, side_b
+    fp: CodeFingerprint
+    hashes: np.ndarray  # the hash at each of ``positions``
+    positions: np.ndarray  # every fingerprinted position (boilerplate removed), ascending
+    unique: np.ndarray  # the distinct hashes, sorted
+    first: np.ndarray  # the first position of each of ``unique``
+    length: int  # characters of the submission's text
+
+    @classmethod
+    def of(cls, fp: CodeFingerprint, length: int) -> _Doc:
+        lists = list(fp.hash_idx.items())
+        hashes = np.array([h for h, idx in lists for _ in idx], dtype=np.int64)
+        positions = np.array([i for _, idx in lists for i in idx], dtype=np.int64)
+        order = np.lexsort((positions, hashes))
+        unique, at = np.unique(hashes[order], return_index=True)
+        by_position = np.argsort(positions, kind="stable")
+        return cls(fp, hashes[by_position], positions[by_position], unique,
+                   positions[order][at], length)
+
+    def shared(self, other: _Doc) -> np.ndarray:
+        """The positions of this document whose fingerprint the other one has too (what
+        copydetect's ``find_fingerprint_overlap`` returns for this side), ascending."""
+        if not len(other.unique):
+            return self.positions[:0]
+        at = np.minimum(np.searchsorted(other.unique, self.hashes), len(other.unique) - 1)
+        return self.positions[other.unique[at] == self.hashes]
+
+    def raw(self, slices: np.ndarray) -> np.ndarray:
+        """Tokenized-text slices as character slices of the text (as ``compare_files``)."""
+        offsets = self.fp.offsets
+        if not len(offsets) or not slices.shape[1]:
+            return slices
+        rows = np.clip(np.searchsorted(offsets[:, 0], slices), 0, offsets.shape[0] - 1)
+        return slices + offsets[:, 1][rows]
+
+
+def _covered(positions: np.ndarray) -> int:
+    """How many tokenized characters the k-grams at ``positions`` (ascending) cover: the
+    total length of copydetect's ``get_copied_slices``, without building them."""
+    if not len(positions):
+        return 0
+    return int(NOISE_K + np.minimum(np.diff(positions), NOISE_K).sum())
+
+
+def _shares(da: _Doc, db: _Doc) -> tuple[float, float]:
+    """copydetect's two similarities of a pair (``compare_files``: the tokens of each side
+    covered by shared fingerprints, over the tokens its fingerprints cover), from sorted
+    arrays."""
+    covered_a, covered_b = _covered(da.shared(db)), _covered(db.shared(da))
+    return covered_a / da.fp.token_coverage, covered_b / db.fp.token_coverage
+
+
+def _slices(da: _Doc, db: _Doc) -> tuple[np.ndarray, np.ndarray]:
+    """The stretches of each side's tokenized text covered by shared fingerprints
+    (copydetect's ``get_copied_slices``: 2 x n arrays of starts and ends)."""
+    from copydetect.utils import get_copied_slices
+
+    return get_copied_slices(da.shared(db), NOISE_K), get_copied_slices(db.shared(da), NOISE_K)
+
+
+def _regions(da: _Doc, db: _Doc) -> dict[str, tuple[Region, ...]]:
+    """The matched stretches of both sides as character offsets into their texts, numbered so
+    that a region of ``b`` carries the number of the region of ``a`` it shares most
+    fingerprints with: ``regions_a`` and ``regions_b`` of a :class:`Pair`."""
+    sa, sb = _slices(da, db)
+    _, ia, ib = np.intersect1d(da.unique, db.unique, assume_unique=True, return_indices=True)
+    ra = np.searchsorted(sa[0], da.first[ia], side="right") - 1
+    rb = np.searchsorted(sb[0], db.first[ib], side="right") - 1
+    keys, counts = np.unique(ra * (sb.shape[1] + 1) + rb, return_counts=True)
+    partner: dict[int, int] = {}
+    for key in keys[np.argsort(-counts, kind="stable")]:
+        partner.setdefault(int(key % (sb.shape[1] + 1)), int(key // (sb.shape[1] + 1)))
+
+    def side(doc: _Doc, slices: np.ndarray, number) -> tuple[Region, ...]:
+        raw = doc.raw(slices)
+        return tuple(Region(int(max(0, s)), int(min(e, doc.length)), number(i))
+                     for i, (s, e) in enumerate(zip(raw[0], raw[1], strict=True)))
+
+    return {"regions_a": side(da, sa, lambda i: i + 1),
+            "regions_b": side(db, sb, lambda i: partner.get(i, -1) + 1)}
 
 
 # -- the pass ----------------------------------------------------------------------------------
 def compare(assignment: Assignment, submissions: Sequence[Submission],
             threshold: float = DEFAULT_THRESHOLD, *, min_tokens: int = MIN_TOKENS,
+            max_pages: int = MAX_PAGES,
             progress: Callable[[int, int], None] | None = None) -> SimilarityResult:
-    """Compare every pair of ``submissions`` (see the module docstring)."""
+    """Compare every pair of ``submissions`` (see the module docstring); the matching regions
+    of the ``max_pages`` highest-scoring flagged pairs are found for their pages."""
     started = time.monotonic()
     keep = contract_names(assignment.stub_file.read_text("utf-8")
                           if assignment.stub_file.is_file() else "")
     boiler = boilerplate_hashes(assignment, keep)
     subs: list[Submission] = []
-    prints: dict[str, CodeFingerprint] = {}
+    docs: dict[str, _Doc] = {}
     for sub in sorted(submissions, key=lambda s: s.student):
         if not sub.skipped:
-            fp = _fingerprint(sub.text, keep, boiler)
+            fp = _fingerprint(blank(sub.text, keep), boiler)
             if fp.token_coverage == 0:
                 sub = dataclasses.replace(sub, skipped="no code of its own: only what the "
                                           "stub and the handout give everyone")
             else:
-                prints[sub.student] = fp
+                docs[sub.student] = _Doc.of(fp, len(sub.text))
         subs.append(sub)
-    names = sorted(prints)
+    names = sorted(docs)
     total = len(names) * (len(names) - 1) // 2
     pairs: list[Pair] = []
     for i, a in enumerate(names):
         for b in names[i + 1:]:
-            pairs.append(_pair(a, b, prints, threshold, min_tokens, subs))
+            pairs.append(_pair(a, b, docs[a], docs[b], threshold, min_tokens))
         if progress is not None:
             progress(len(pairs), total)
     pairs.sort(key=lambda p: (-p.score, p.a, p.b))
+    paged = [i for i, p in enumerate(pairs) if p.flagged][:max_pages]
+    for i in paged:
+        pairs[i] = dataclasses.replace(pairs[i], **_regions(docs[pairs[i].a], docs[pairs[i].b]))
     return SimilarityResult(assignment.name, threshold, min_tokens, tuple(subs), tuple(pairs),
                             time.monotonic() - started)
 
 
-def _pair(a: str, b: str, prints: dict[str, CodeFingerprint], threshold: float,
-          min_tokens: int, subs: list[Submission]) -> Pair:
-    from copydetect import compare_files
-
-    fa, fb = prints[a], prints[b]
-    _, (share_a, share_b), raw = compare_files(fa, fb)
-    share_a, share_b = float(share_a), float(share_b)
+def _pair(a: str, b: str, da: _Doc, db: _Doc, threshold: float, min_tokens: int) -> Pair:
+    share_a, share_b = _shares(da, db)
     score = max(share_a, share_b)
-    tokens_a, tokens_b = int(fa.token_coverage), int(fb.token_coverage)
+    tokens_a, tokens_b = int(da.fp.token_coverage), int(db.fp.token_coverage)
     flagged = score >= threshold and min(tokens_a, tokens_b) >= min_tokens
-    pair = Pair(a, b, round(score, 4), round(share_a, 4), round(share_b, 4), tokens_a,
+    return Pair(a, b, round(score, 4), round(share_a, 4), round(share_b, 4), tokens_a,
                 tokens_b, flagged)
-    if not flagged:
-        return pair
-    text = {s.student: s.text for s in subs}
-    regions_a, regions_b = _regions(fa, fb, raw, (len(text[a]), len(text[b])))
-    return dataclasses.replace(pair, regions_a=regions_a, regions_b=regions_b)
 
 
 def run(assignment: Assignment, submissions: Path, threshold: float = DEFAULT_THRESHOLD, *,
         students: Sequence[str] | None = None, min_tokens: int = MIN_TOKENS,
+        max_pages: int = MAX_PAGES,
         progress: Callable[[int, int], None] | None = None) -> SimilarityResult:
     """Collect the submissions of ``submissions`` and compare every pair."""
     if not 0.0 < threshold <= 1.0:
         raise SimilarityError(f"the threshold is a share of code between 0 and 1 (e.g. "
                               f"{DEFAULT_THRESHOLD}), got {threshold}")
     return compare(assignment, collect(assignment, submissions, students), threshold,
-                   min_tokens=min_tokens, progress=progress)
+                   min_tokens=min_tokens, max_pages=max_pages, progress=progress)

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import ast
 import io
+import keyword
 import tokenize
 from collections.abc import Iterable
 
@@ -77,35 +78,63 @@ def _bodies(node: ast.AST) -> Iterable[list[ast.stmt]]:
         yield case.body
 
 
-class _Dead:
-    """One round of finding dead statements, given those already found."""
+def _own_names(stmt: ast.stmt) -> tuple[set[str], set[str]]:
+    """The names a statement reads and the attribute names it uses, itself, without the
+    statements nested in its blocks (they have their own)."""
+    loads: set[str] = set()
+    attributes: set[str] = set()
+    if isinstance(stmt, ast.Global | ast.Nonlocal):
+        loads.update(stmt.names)  # shared with another scope: assume it is read
+    todo = [c for c in ast.iter_child_nodes(stmt) if not isinstance(c, ast.stmt)]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Store):
+            loads.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            attributes.add(node.attr)
+        todo.extend(c for c in ast.iter_child_nodes(node) if not isinstance(c, ast.stmt))
+    return loads, attributes
 
-    def __init__(self, tree: ast.Module, keep: frozenset[str], dead: set[int]):
+
+class _Dead:
+    """Finds dead statements round after round: what a round leaves out may make more dead."""
+
+    def __init__(self, tree: ast.Module, keep: frozenset[str]):
         self.keep = keep
-        self.dead = dead  # id() of statements already left out
+        self.bodies: list[tuple[list[ast.stmt], bool]] = []  # (block, in a class body)
+        for node in ast.walk(tree):
+            for body in _bodies(node):
+                self.bodies.append((body, isinstance(node, ast.ClassDef)))
+        self.statements = [s for body, _ in self.bodies for s in body]
+        self.names = {id(s): _own_names(s) for s in self.statements}
+        self.dead: set[int] = set()
         self.loads: set[str] = set()
         self.attributes: set[str] = set()
-        self._collect(tree)
 
-    def _collect(self, node: ast.AST) -> None:
-        """Every name read, and every attribute name used, outside the dead statements."""
-        if id(node) in self.dead:
-            return
-        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Store):
-            self.loads.add(node.id)
-        elif isinstance(node, ast.Attribute):
-            self.attributes.add(node.attr)
-        elif isinstance(node, ast.Global | ast.Nonlocal):
-            self.loads.update(node.names)  # shared with another scope: assume it is read
-        for child in ast.iter_child_nodes(node):
-            self._collect(child)
+    def run(self) -> list[ast.stmt]:
+        found: list[ast.stmt] = []
+        for _ in range(100):  # each round removes at least one statement
+            live = [self.names[id(s)] for s in self.statements if id(s) not in self.dead]
+            self.loads = set().union(*(loads for loads, _ in live))
+            self.attributes = set().union(*(attributes for _, attributes in live))
+            new = [s for body, in_class in self.bodies if not self._gone(body)
+                   for s in self._dead_in(body, in_class)]
+            if not new:
+                break
+            for stmt in new:  # and every statement nested in it
+                self.dead.update(id(n) for n in ast.walk(stmt) if isinstance(n, ast.stmt))
+            found.extend(new)
+        return found
+
+    def _gone(self, body: list[ast.stmt]) -> bool:
+        return id(body[0]) in self.dead and all(id(s) in self.dead for s in body)
 
     def used(self, name: str) -> bool:
         return (name in self.loads or name in self.keep or name in self.attributes
                 or name.startswith("__"))
 
-    def statements(self, body: list[ast.stmt], in_class: bool) -> list[ast.stmt]:
-        """Statements of ``body`` that are dead now."""
+    def _dead_in(self, body: list[ast.stmt], in_class: bool) -> list[ast.stmt]:
+        """Statements of ``body`` that are dead now and were not before."""
         found: list[ast.stmt] = []
         for i, stmt in enumerate(body):
             if id(stmt) in self.dead:
@@ -133,26 +162,9 @@ class _Dead:
 
 
 def dead_statements(tree: ast.Module, keep: frozenset[str]) -> list[ast.stmt]:
-    """Every statement :func:`blank` leaves out (see the module docstring), found round after
-    round until a round finds nothing new."""
-    dead: set[int] = set()
-    found: list[ast.stmt] = []
-    for _ in range(50):  # each round removes at least one statement; real code needs a few
-        finder = _Dead(tree, keep, dead)
-        new: list[ast.stmt] = []
-        for node in ast.walk(tree):
-            if id(node) in dead:
-                continue
-            for body in _bodies(node):
-                new.extend(finder.statements(body, isinstance(node, ast.ClassDef)))
-        new = [s for s in new if id(s) not in dead]
-        if not new:
-            break
-        for stmt in new:
-            dead.add(id(stmt))
-            dead.update(id(n) for n in ast.walk(stmt))
-        found.extend(new)
-    return found
+    """Every statement :func:`blank` leaves out as dead (see the module docstring), found
+    round after round until a round finds nothing new."""
+    return _Dead(tree, keep).run()
 
 
 def _docstring_nodes(tree: ast.Module) -> list[ast.stmt]:
@@ -181,58 +193,45 @@ def _char(lines: list[str], starts: list[int], lineno: int, col_bytes: int) -> i
     return starts[lineno] + len(line.encode("utf-8")[:col_bytes].decode("utf-8", "ignore"))
 
 
-def _grouping_parens(tree: ast.Module, text: str, lines: list[str],
-                     starts: list[int]) -> list[int]:
-    """Offsets of parentheses that only group (``x = (a\n - b)``, ``return (y)``): a
-    formatter adds or drops them when it breaks long lines. A call's own parentheses stay."""
-    parents = {id(c): n for n in ast.walk(tree) for c in ast.iter_child_nodes(n)}
-    found: list[int] = []
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.expr) or getattr(node, "end_lineno", None) is None:
-            continue
-        parent = parents.get(id(node))
-        if isinstance(parent, ast.Call) and node is not parent.func \
-                or isinstance(parent, ast.ClassDef):
-            continue  # f(x): the parentheses are the call's
-        start = _char(lines, starts, node.lineno, node.col_offset)
-        end = _char(lines, starts, node.end_lineno, node.end_col_offset)
-        while True:
-            before, after = _skip_space(text, start - 1, -1), _skip_space(text, end, 1)
-            if not (0 <= before and after < len(text) and text[before] == "("
-                    and text[after] == ")"):
-                break
-            found += [before, after]
-            start, end = before, after + 1
-    return found
-
-
-def _skip_space(text: str, i: int, step: int) -> int:
-    while 0 <= i < len(text) and text[i] in " \t\r\n\\":
-        i += step
-    return i
-
-
-def _trailing_commas(text: str) -> list[int]:
-    """Offsets of commas just before a closing bracket (``f(a, b,)``), which a formatter adds
-    when it puts one argument per line."""
-    found: list[int] = []
+def _formatting(text: str) -> list[int]:
+    """Offsets of the tokens a formatter adds or drops when it breaks long lines: parentheses
+    that only group (``x = (a\n - b)``, ``return (y)``: an opening one after an operator, a
+    keyword or the start of a statement, never a call's or a definition's), and commas just
+    before a closing bracket (``f(a, b,)``). One tokenize pass; nothing is run."""
     starts = _offsets(text)
+    found: list[int] = []
+    stack: list[int | None] = []  # per open bracket: its offset if it only groups
+    prev = None
+    skip = (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT)
     try:
-        tokens = [t for t in tokenize.generate_tokens(io.StringIO(text).readline)
-                  if t.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT,
-                                    tokenize.INDENT, tokenize.DEDENT)]
-    except (tokenize.TokenError, SyntaxError):
-        return found
-    for tok, nxt in zip(tokens, tokens[1:], strict=False):
-        if tok.string == "," and nxt.string in ")]}":
-            found.append(starts[tok.start[0]] + tok.start[1])
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if tok.type in skip:
+                continue
+            at = starts[tok.start[0]] + tok.start[1]
+            if tok.type == tokenize.OP and tok.string in "([{":
+                groups = tok.string == "(" and not (
+                    prev is not None and (prev.type in (tokenize.STRING, tokenize.NUMBER)
+                                          or prev.string in ")]}" or (
+                        prev.type == tokenize.NAME and not keyword.iskeyword(prev.string))))
+                stack.append(at if groups else None)
+            elif tok.type == tokenize.OP and tok.string in ")]}":
+                if prev is not None and prev.string == ",":
+                    found.append(starts[prev.start[0]] + prev.start[1])
+                opened = stack.pop() if stack else None
+                if opened is not None:
+                    found += [opened, at]
+            prev = tok
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return []
     return found
 
 
-def blank(text: str, keep: Iterable[str] = ()) -> str:
+def blank(text: str, keep: Iterable[str] = (), *, dead_code: bool = True) -> str:
     """``text`` with docstrings, dead code and formatting-only tokens (grouping parentheses,
     trailing commas) replaced by spaces, newlines kept: the result has the same length and
-    every position means the same place. ``text`` itself when it is not Python that parses."""
+    every position means the same place. ``text`` itself when it is not Python that parses.
+    ``dead_code=False`` keeps the dead code (a handout's snippet is "dead" on its own: it
+    assigns names that only the student's code around it reads)."""
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
@@ -240,9 +239,10 @@ def blank(text: str, keep: Iterable[str] = ()) -> str:
     lines = text.splitlines(keepends=True)
     starts = _offsets(text)
     out = list(text)
-    for i in _grouping_parens(tree, text, lines, starts) + _trailing_commas(text):
+    for i in _formatting(text):
         out[i] = " "
-    for stmt in _docstring_nodes(tree) + dead_statements(tree, frozenset(keep)):
+    dead = dead_statements(tree, frozenset(keep)) if dead_code else []
+    for stmt in _docstring_nodes(tree) + dead:
         first = min([stmt, *getattr(stmt, "decorator_list", [])], key=lambda n: n.lineno)
         start = _char(lines, starts, first.lineno, first.col_offset)
         end = _char(lines, starts, stmt.end_lineno or stmt.lineno, stmt.end_col_offset or 0)

@@ -10,6 +10,7 @@ Every page is self-contained and works offline: nothing refers to anything outsi
                                         the distribution of all scores, what was left out
     OUT/<assignment>-similarity.csv     every pair compared, highest score first
     OUT/similarity/<a>/<b>.html         a flagged pair side by side, matching regions numbered
+                                        (the MAX_PAGES highest-scoring ones)
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from torchgrade.render.csv_ import _safe
 from torchgrade.render.html import _environment as environment
 from torchgrade.render.summary import SimilaritySection
 from torchgrade.report import atomic_write_text
-from torchgrade.similarity import Pair, Region, SimilarityResult
+from torchgrade.similarity import MAX_PAGES, Pair, Region, SimilarityResult
 
 PAGES = "similarity"
 SHOWN_UNFLAGGED = 50  # pairs below the threshold listed on the page (the CSV has them all)
+
 BINS = 20
 CSV_COLUMNS = ("rank", "student_a", "student_b", "score", "share_a", "share_b", "tokens_a",
                "tokens_b", "flagged", "page")
@@ -86,12 +88,12 @@ def histogram(result: SimilarityResult) -> list[tuple[str, int, float]]:
     return [(f"{i / BINS:.2f}-{(i + 1) / BINS:.2f}", c, c / top) for i, c in enumerate(counts)]
 
 
-def render_index(result: SimilarityResult) -> str:
+def render_index(result: SimilarityResult, max_pages: int = MAX_PAGES) -> str:
     flagged = result.flagged
     others = [p for p in result.pairs if not p.flagged][:SHOWN_UNFLAGGED]
     return environment().get_template("similarity.html.j2").render(
         r=result, flagged=flagged, others=others, page=pair_page, histogram=histogram(result),
-        bins=BINS, method=METHOD)
+        bins=BINS, method=METHOD, max_pages=max_pages)
 
 
 def render_pair(result: SimilarityResult, pair: Pair) -> str:
@@ -101,35 +103,39 @@ def render_pair(result: SimilarityResult, pair: Pair) -> str:
         right=segments(b.text, pair.regions_b), method=METHOD)
 
 
-def render_csv(result: SimilarityResult) -> str:
+def render_csv(result: SimilarityResult, max_pages: int = MAX_PAGES) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
+    paged = {(p.a, p.b) for p in result.flagged[:max_pages]}
     for rank, p in enumerate(result.pairs, start=1):
         writer.writerow([rank, _safe(p.a), _safe(p.b), f"{p.score:.4f}", f"{p.share_a:.4f}",
                          f"{p.share_b:.4f}", p.tokens_a, p.tokens_b, int(p.flagged),
-                         pair_page(p) if p.flagged else ""])
+                         pair_page(p) if (p.a, p.b) in paged else ""])
     return buffer.getvalue()
 
 
-def summary_section(result: SimilarityResult) -> SimilaritySection:
+def summary_section(result: SimilarityResult, max_pages: int = MAX_PAGES) -> SimilaritySection:
     """The class summary's similarity section (its links relative to the output folder)."""
     return SimilaritySection(
         page=f"{result.assignment}-similarity.html", threshold=result.threshold,
         compared=len(result.compared), pairs=len(result.pairs),
-        flagged=tuple((p.a, p.b, p.score, pair_page(p)) for p in result.flagged))
+        flagged=tuple((p.a, p.b, p.score, pair_page(p) if i < max_pages else "")
+                      for i, p in enumerate(result.flagged)))
 
 
-def write_similarity(result: SimilarityResult, out_dir: Path) -> Outputs:
-    """Write the page, the CSV and every flagged pair's page under ``out_dir``."""
+def write_similarity(result: SimilarityResult, out_dir: Path,
+                     max_pages: int = MAX_PAGES) -> Outputs:
+    """Write the page, the CSV and the page of each flagged pair (the ``max_pages`` highest
+    scoring) under ``out_dir``."""
     out_dir = Path(out_dir)
     pages = []
-    for pair in result.flagged:
+    for pair in result.flagged[:max_pages]:
         path = out_dir / pair_page(pair)
         atomic_write_text(path, render_pair(result, pair))
         pages.append(path)
     csv_path = out_dir / f"{result.assignment}-similarity.csv"
-    atomic_write_text(csv_path, render_csv(result))
+    atomic_write_text(csv_path, render_csv(result, max_pages))
     page = out_dir / f"{result.assignment}-similarity.html"
-    atomic_write_text(page, render_index(result))
+    atomic_write_text(page, render_index(result, max_pages))
     return Outputs(page, csv_path, tuple(pages))
