@@ -4,7 +4,7 @@ Grades the same submission N times one after another, rotating three modes, and 
 median wall time of each:
 
 - ``both``: the grader forked from the grader template (torchgrade.forkserver) and its
-  workers forked from the worker template (torchgrade.worker_template), the default;
+  workers forked from the worker template (torchgrade.isolation.template), the default;
 - ``grader``: the grader forked from its template, every worker a fresh bubblewrap process;
 - ``fresh``: the grader started afresh (``python -m pytest``) and fresh workers.
 

@@ -185,7 +185,7 @@ OVERHEAD_MODES: dict[str, dict[str, Any]] = {
 
 def bench_overhead(args: argparse.Namespace) -> dict[str, Any]:
     from torchgrade.assignment import load
-    from torchgrade.sandbox import bwrap_available
+    from torchgrade.isolation import bwrap_available
 
     started, load0 = time.perf_counter(), load_avg()
     assignment = load(ASSIGNMENT, ROOT)
@@ -286,10 +286,10 @@ def _call_times(fn: Callable[[], Any], n: int) -> list[float]:
 def bench_startup(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from torchgrade import worker_template
     from torchgrade.assignment import load
+    from torchgrade.isolation import TEMPLATE_ENV, bwrap_available
+    from torchgrade.isolation import template as worker_template
     from torchgrade.proxy import LocalStudent, StudentProxy, WorkerClient
-    from torchgrade.sandbox import TEMPLATE_ENV, bwrap_available
 
     started, load0 = time.perf_counter(), load_avg()
     n = args.startup_repeats

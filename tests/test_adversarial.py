@@ -31,12 +31,12 @@ from pathlib import Path
 import pytest
 
 import torchgrade
-from torchgrade import worker_template
 from torchgrade.assignment import load
 from torchgrade.batch import BatchResult, grade_batch
+from torchgrade.isolation import Limits, bwrap_available
+from torchgrade.isolation import template as worker_template
 from torchgrade.report import Report, read_report
 from torchgrade.runner import Options
-from torchgrade.sandbox import Limits, bwrap_available
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,7 @@ import pytest
 
 from torchgrade.assignment import Assignment, AssignmentError, available, find_root, load
 from torchgrade.checks import MARKER
-from torchgrade.sandbox import Limits
+from torchgrade.isolation import Limits
 
 REPO = Path(__file__).resolve().parents[1]
 TOY_ROOT = Path(__file__).resolve().parent / "toy_course"

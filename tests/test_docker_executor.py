@@ -28,13 +28,13 @@ from pathlib import Path
 
 import pytest
 
-from torchgrade import docker_exec
 from torchgrade.assignment import load
 from torchgrade.batch import grade_batch
 from torchgrade.cli import _parser
+from torchgrade.isolation import Limits, WorkerSpec
+from torchgrade.isolation import docker as docker_exec
 from torchgrade.report import Report
 from torchgrade.runner import Options
-from torchgrade.sandbox import Limits
 
 pytestmark = pytest.mark.slow
 
@@ -397,9 +397,9 @@ def test_stopped_or_orphaned_workers_leave_no_container(engine: Engine, tmp_path
     os.environ[docker_exec.RUN_ENV] = run_id
     fds = [os.pipe() for _ in range(6)]  # kept open: each worker waits for its requests
     try:
-        stopped, orphaned = (docker_exec.launch(
+        stopped, orphaned = (docker_exec.launch(WorkerSpec(
             module_name="toy", workdir=workdir, rx=fds[i][0], tx=fds[i + 1][1],
-            out=fds[i + 2][1], limits=Limits()) for i in (0, 3))
+            out=fds[i + 2][1], limits=Limits())) for i in (0, 3))
         _wait_for(stopped.container, run_id)
         _wait_for(orphaned.container, run_id)
         stopped.kill()  # what WorkerClient.stop() does

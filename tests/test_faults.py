@@ -21,9 +21,9 @@ import pytest
 
 from torchgrade.assignment import Assignment, load
 from torchgrade.batch import grade_batch
+from torchgrade.isolation import bwrap_available
 from torchgrade.report import CheckResult, Report, read_report
 from torchgrade.runner import Options
-from torchgrade.sandbox import bwrap_available
 
 pytestmark = pytest.mark.slow
 

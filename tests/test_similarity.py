@@ -393,3 +393,13 @@ def test_similarity_help_teaches_the_command(capsys):
     out = capsys.readouterr().out
     for word in ("--threshold", "--out", "--max-pages", "examples:", "stub", "dead code"):
         assert word in out
+
+
+def test_a_region_starting_at_a_class_name_starts_there():
+    """copydetect 0.5.0 records a class name's offset as len(name) - 1: repaired, every
+    tokenized position maps back to where its token starts in the text."""
+    code = "import os\n\n\nclass FooBarBaz(Base):\n    value = 1\n"
+    fp = similarity._fingerprint(code, None)
+    for i, removed in fp.offsets[1:]:
+        if fp.filtered_code[i] == "O":
+            assert code[i + removed:].startswith("FooBarBaz")

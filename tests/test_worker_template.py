@@ -1,4 +1,4 @@
-"""The worker template (torchgrade.worker_template): workers forked from a sandboxed process
+"""The worker template (torchgrade.isolation.template): workers forked from a sandboxed process
 that imported torch once. Does a forked worker get everything a fresh bubblewrap worker gets,
 and does nothing of one student's worker reach the next?
 
@@ -19,17 +19,19 @@ from pathlib import Path
 
 import pytest
 
-from torchgrade import protocol, worker_template
+from torchgrade import protocol
 from torchgrade.assignment import load
-from torchgrade.runner import Options, grade_submission
-from torchgrade.sandbox import (
+from torchgrade.isolation import (
     TEMPLATE_ENV,
     Launch,
     Limits,
-    _bwrap_argv,
+    WorkerSpec,
     bwrap_available,
     launch_worker,
 )
+from torchgrade.isolation import template as worker_template
+from torchgrade.isolation.bwrap import argv as _bwrap_argv
+from torchgrade.runner import Options, grade_submission
 
 HERE = Path(__file__).resolve().parent
 COURSE = HERE / "toy_course"
@@ -57,7 +59,7 @@ class Worker:
         self.rep_r, rep_w = os.pipe()
         self.out_r, out_w = os.pipe()
         try:
-            self.proc = worker_template.launch(
+            self.proc = worker_template.request_worker(
                 path, module_name=name, file=file, rx=req_r, tx=rep_w, out=out_w,
                 tmpfs_bytes=64 << 20, threads=1, limits={"cpu_s": 120, "memory_mb": 6144})
         finally:
@@ -276,8 +278,9 @@ def test_without_a_template_a_worker_starts_afresh(tmp_path: Path,
     (workdir / "probe.py").write_text("X = 1\n")
     monkeypatch.setenv(TEMPLATE_ENV, str(tmp_path / "no-such-socket"))
     fds = [os.pipe() for _ in range(3)]
-    launch: Launch = launch_worker(module_name="probe", workdir=workdir, rx=fds[0][0],
-                                   tx=fds[1][1], out=fds[2][1], limits=Limits())
+    launch: Launch = launch_worker(WorkerSpec(module_name="probe", workdir=workdir,
+                                              rx=fds[0][0], tx=fds[1][1], out=fds[2][1],
+                                              limits=Limits()))
     try:
         assert launch.level.startswith("bwrap+") and "template" not in launch.level
     finally:
@@ -324,8 +327,8 @@ def test_the_template_exits_with_its_batch(tmp_path: Path) -> None:
     script = tmp_path / "batch.py"
     script.write_text(
         "import sys, time\n"
-        f"sys.path.insert(0, {str(Path(worker_template.__file__).parent.parent)!r})\n"
-        "from torchgrade import worker_template\n"
+        f"sys.path.insert(0, {str(Path(worker_template.__file__).parents[2])!r})\n"
+        "from torchgrade.isolation import template as worker_template\n"
         "path = worker_template.socket_for(False, ())\n"
         "print(path if not worker_template.unavailable_why() else '', flush=True)\n"
         "time.sleep(600)\n")

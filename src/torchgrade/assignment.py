@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from torchgrade.sandbox import Limits
+from torchgrade.isolation import Limits
 
 
 class AssignmentError(ValueError):
@@ -42,7 +42,7 @@ class Assignment:
     audit_mutate: tuple[str, ...] = ()
     # [assignment] preload: modules that are slow to import (transformers; "module:attribute"
     # for a lazily loaded attribute): the grader template (torchgrade.forkserver) and the
-    # worker template (torchgrade.worker_template) import them once per batch, not once per
+    # worker template (torchgrade.isolation.template) import them once per batch, not once per
     # grading. Only trusted library or course code: every student worker inherits them.
     preload: tuple[str, ...] = ()
     # The wall-clock backstop of a wait for the worker: wall_factor x its CPU budget +
@@ -55,7 +55,15 @@ class Assignment:
         """Torch threads of the student worker (and of the grader) under ``profile``: the
         rubric's ``[profiles.<profile>] threads``, else 1. Fixed by the rubric, never by the
         machine or ``--jobs``, so that every run computes the same numbers at the same cost."""
-        return int(self.budgets.get(profile, {}).get("threads", 1))
+        return int(self.table(profile).get("threads", 1))
+
+    def table(self, profile: str) -> dict[str, Any]:
+        """The rubric's sizes and thresholds for ``profile`` (the ``budget`` fixture):
+        ``[profiles.<profile>]``, or ``[profiles.gpu]`` overlaid by ``[profiles.gpu_smoke]``
+        (``torchgrade.profiles``)."""
+        from torchgrade.profiles import table
+
+        return table(self.budgets, profile)
 
     @property
     def grader_dir(self) -> Path:

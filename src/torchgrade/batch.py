@@ -136,7 +136,7 @@ def grader_fingerprint(assignment: Assignment) -> str:
 def cache_key(fingerprint: str, submission: Path | None, options: Options) -> str:
     sandbox = options.sandbox
     if sandbox == "docker":  # another worker image may grade differently
-        from torchgrade.docker_exec import image_name
+        from torchgrade.isolation.docker import image_name
 
         sandbox += f":{image_name()}"
     parts = [fingerprint, sha256_file(submission), options.profile, options.visibility,

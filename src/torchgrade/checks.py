@@ -71,6 +71,49 @@ def reveal() -> bool:
     return _REVEAL.get()
 
 
+# What the running check measured (``measured``), taken by the plugin when the check ends.
+_MEASURED: list[dict[str, Any]] = []
+
+
+def measured(metric: str, value: float, threshold: float, *, better: str, data: str = "",
+             **more: Any) -> None:
+    """Record what a training check measured against its threshold, whether it passes or
+    not: the report keeps it (``extra["measured"][check]``), and ``torchgrade gpu-check``
+    prints and calibrates from it. ``better``: "higher" (value >= threshold passes) or
+    "lower"; ``data``: which data set it was measured on; ``more``: other numbers (plain,
+    JSON-able) worth keeping, such as a baseline."""
+    if better not in ("higher", "lower"):
+        raise GraderConfigError(f"better must be 'higher' or 'lower', got {better!r}")
+    record = {"metric": metric, "value": _plain(value), "threshold": _plain(threshold),
+              "better": better}
+    if data:
+        record["data"] = data
+    record.update({k: _plain(v) for k, v in more.items()})
+    _MEASURED.append(record)
+
+
+def take_measured() -> list[dict[str, Any]]:
+    """What the check that just ended recorded with ``measured`` (and forget it)."""
+    out = list(_MEASURED)
+    _MEASURED.clear()
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bool | str) or value is None:
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return round(value, 6) if math.isfinite(value) else str(value)
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    try:
+        return _plain(float(value))  # a 0-dim tensor or numpy number
+    except (TypeError, ValueError):
+        return str(value)
+
+
 def fail(what: str, *, expected: str, got: str, hint: str = "") -> None:
     lines = [what, f"  expected: {expected}", f"  got:      {got}"]
     if hint:

@@ -29,8 +29,10 @@ import sys
 import textwrap
 from pathlib import Path
 
-from torchgrade import __version__, docker_exec, nbcode
+from torchgrade import __version__, nbcode
 from torchgrade.assignment import AssignmentError, available, find_root, load
+from torchgrade.isolation import docker
+from torchgrade.profiles import PROFILES
 from torchgrade.report import KINDS, Report
 
 SYMBOL = {"passed": "PASS", "failed": "FAIL", "error": "ERR ", "timeout": "TIME",
@@ -415,9 +417,10 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", choices=("cpu", "gpu"), default="cpu",
+    p.add_argument("--profile", choices=PROFILES, default="cpu",
                    help="cpu (default) or gpu: the gpu profile runs the GPU checks and skips "
-                   "them with a message where there is no CUDA")
+                   "them with a message where there is no CUDA; gpu_smoke runs the GPU checks "
+                   "on the CPU at the rubric's tiny [profiles.gpu_smoke] sizes (what CI runs)")
     p.add_argument("--sandbox", choices=("auto", "bwrap", "docker", "none"), default="auto",
                    help="worker isolation: auto (bubblewrap when it works here), bwrap "
                    "(required), docker (each worker in a container: see `torchgrade docker "
@@ -841,18 +844,18 @@ def cmd_nbgrader(args: argparse.Namespace) -> int:
 
 def cmd_docker(args: argparse.Namespace) -> int:
     if args.docker_command == "build-image":
-        image_id = docker_exec.build_image()
-        print(f"built {docker_exec.DEFAULT_IMAGE} ({image_id[:19]})")
-    print(docker_exec.preflight())
+        image_id = docker.build_image()
+        print(f"built {docker.DEFAULT_IMAGE} ({image_id[:19]})")
+    print(docker.preflight())
     return 0
 
 
 def _docker_ready(args: argparse.Namespace) -> None:
     """--sandbox docker: fail now, saying how to start an engine, rather than per student."""
     if getattr(args, "docker_image", None):
-        os.environ[docker_exec.IMAGE_ENV] = args.docker_image  # the graders inherit it
+        os.environ[docker.IMAGE_ENV] = args.docker_image  # the graders inherit it
     if getattr(args, "sandbox", None) == "docker":
-        docker_exec.preflight()
+        docker.preflight()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -864,7 +867,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _docker_ready(args)
         return handler(args)
-    except docker_exec.DockerUnavailable as exc:
+    except docker.DockerUnavailable as exc:
         print(f"torchgrade: error: docker: {exc}", file=sys.stderr)
         return 2
     except (UsageError, AssignmentError) as exc:

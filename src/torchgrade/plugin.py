@@ -23,10 +23,11 @@ from typing import Any
 import pytest
 
 from torchgrade import checks as tg_checks
-from torchgrade import nbcode
+from torchgrade import nbcode, profiles
 from torchgrade.assignment import Assignment, load
 from torchgrade.cputime import describe as describe_meter
 from torchgrade.fixtures import load_cases
+from torchgrade.isolation import Limits
 from torchgrade.proxy import (
     LocalStudent,
     MachineOverloaded,
@@ -38,7 +39,6 @@ from torchgrade.proxy import (
     WorkerCrashed,
     bind_proxy,
 )
-from torchgrade.sandbox import Limits
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -70,7 +70,7 @@ class Session:
             self.client = WorkerClient(
                 Path(submission), self.assignment.module, limits=limits,
                 mode=cfg.get("sandbox", "auto"), threads=self.threads,
-                gpu=self.profile == "gpu", import_timeout_s=self.assignment.import_timeout_s,
+                gpu=profiles.uses_cuda(self.profile), import_timeout_s=self.assignment.import_timeout_s,
                 wall_factor=self.assignment.wall_factor,
                 wall_slack_s=self.assignment.wall_slack_s)
             if Path(submission).suffix == ".ipynb":  # the worker leaves exactly these out
@@ -85,6 +85,16 @@ class Session:
             bind_proxy(self.proxy)
         self.outcomes: dict[str, tuple[str, str]] = {}
         self.started: dict[str, float] = {}
+        self.table = self.assignment.table(self.profile)  # the `budget` fixture
+
+    def timeout_of(self, meta: dict[str, Any]) -> float:
+        """A check's CPU budget: its ``timeout=`` (else the rubric's ``check_timeout_s``), or
+        for a check of this profile alone (a GPU check) the profile table's ``cpu_budget_s``
+        where it sets one (``gpu_smoke``: small, for its small sizes)."""
+        own = profiles.own_checks(self.profile, tuple(meta.get("profiles", ())))
+        if own and profiles.BUDGET_KEY in self.table:
+            return float(self.table[profiles.BUDGET_KEY])
+        return float(meta.get("timeout") or self.assignment.check_timeout_s)
 
     def emit(self, record: dict[str, Any]) -> None:
         self.results.write(json.dumps(record) + "\n")
@@ -165,7 +175,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         if item.name in seen:
             raise tg_checks.GraderConfigError(f"two checks are named {item.name}")
         seen.add(item.name)
-        wanted = s.profile in meta["profiles"] and (
+        wanted = profiles.selects(s.profile) in meta["profiles"] and (
             s.visibility == "all" or meta["visibility"] == "public") and (
             meta["kind"] not in s.skip_kinds)
         (keep if wanted else dropped).append(item)
@@ -175,7 +185,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
                 "name": item.name, "points": meta["points"], "kind": meta["kind"],
                 "visibility": meta["visibility"], "catches": meta["catches"],
                 "description": doc[0] if doc else "",
-                "timeout": meta["timeout"] or s.assignment.check_timeout_s,
+                "timeout": s.timeout_of(meta),
             })
     items[:] = keep
     config.hook.pytest_deselected(items=dropped)
@@ -187,11 +197,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         return
     s = _SESSION
     meta = _meta(item) or {}
+    tg_checks.take_measured()  # nothing left over from an earlier check
     if s.client is not None:
         # The check's CPU budget, never more than what the grading's budget has left.
         left = s.assignment.submission_timeout_s - s.cpu_spent
         s.client.begin_check(s.client.new_budget(
-            max(0.0, min(meta.get("timeout") or s.assignment.check_timeout_s, left))))
+            max(0.0, min(s.timeout_of(meta), left))))
     s.started[item.name] = time.monotonic()
 
 
@@ -218,8 +229,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
         duration = time.monotonic() - s.started.pop(item.name, time.monotonic())
         cpu = s.client.check_cpu_s() if s.client is not None else 0.0
         s.cpu_spent += cpu
+        measured = tg_checks.take_measured()
         s.emit({"event": "result", "name": item.name, "status": status, "feedback": feedback,
-                "duration_s": round(duration, 4), "cpu_s": round(cpu, 3)})
+                "duration_s": round(duration, 4), "cpu_s": round(cpu, 3)}
+               | ({"measured": measured} if measured else {}))
     return report
 
 
@@ -362,8 +375,9 @@ def profile() -> str:
 
 @pytest.fixture(scope="session")
 def device() -> str:
-    """"cuda" under the gpu profile (skipping when this runner has no GPU), else "cpu"."""
-    if _session().profile != "gpu":
+    """"cuda" under the gpu profile (skipping when this runner has no GPU), else "cpu" (the
+    gpu_smoke profile runs the GPU checks on the CPU)."""
+    if profiles.device(_session().profile) == "cpu":
         return "cpu"
     import torch
 
@@ -374,6 +388,6 @@ def device() -> str:
 
 @pytest.fixture(scope="session")
 def budget() -> dict[str, Any]:
-    """The rubric's ``[profiles.<profile>]`` table: sizes and thresholds for this profile."""
-    s = _session()
-    return dict(s.assignment.budgets.get(s.profile, {}))
+    """The rubric's ``[profiles.<profile>]`` table: sizes and thresholds for this profile
+    (``gpu_smoke``: ``[profiles.gpu]`` overlaid by ``[profiles.gpu_smoke]``)."""
+    return {k: dict(v) if isinstance(v, dict) else v for k, v in _session().table.items()}

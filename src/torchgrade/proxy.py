@@ -30,7 +30,14 @@ from typing import Any
 
 from torchgrade import nbcode, protocol
 from torchgrade.cputime import Budget, NoMeter, Usage, Verdict
-from torchgrade.sandbox import Launch, Limits, Mode, launch_worker, submission_file_name
+from torchgrade.isolation import (
+    Launch,
+    Limits,
+    Mode,
+    WorkerSpec,
+    launch_worker,
+    submission_file_name,
+)
 
 
 class StudentError(Exception):
@@ -166,7 +173,7 @@ class WorkerClient:
         # A notebook stays a notebook: the worker runs its code cells inside the sandbox.
         file = workdir / submission_file_name(self.module_name, self.submission)
         shutil.copyfile(self.submission, file)
-        # Readable by the unprivileged uid a worker may drop to (see sandbox.py).
+        # Readable by the unprivileged uid a worker may drop to (see isolation/rlimits.py).
         self._tmp.chmod(0o711)
         workdir.chmod(0o755)
         file.chmod(0o644)
@@ -174,9 +181,9 @@ class WorkerClient:
         rep_r, rep_w = os.pipe()
         out_r, out_w = os.pipe()
         try:
-            self._launch = launch_worker(
+            self._launch = launch_worker(WorkerSpec(
                 module_name=self.module_name, workdir=workdir, rx=req_r, tx=rep_w, out=out_w,
-                limits=self.limits, mode=self.mode, threads=self.threads, gpu=self.gpu)
+                limits=self.limits, threads=self.threads, gpu=self.gpu), self.mode)
         finally:
             for fd in (req_r, rep_w, out_w):
                 os.close(fd)

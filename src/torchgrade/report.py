@@ -63,7 +63,7 @@ class Report:
     assignment: str
     score: float
     max_score: float
-    profile: str  # "cpu" | "gpu"
+    profile: str  # "cpu" | "gpu" | "gpu_smoke" (torchgrade.profiles)
     device: str  # e.g. "cpu" or "cuda (NVIDIA H200)"
     sandbox: str  # isolation in force for the student worker, e.g. "bubblewrap+rlimits+cgroup"
     submission_sha256: str  # "" when there was no submission file

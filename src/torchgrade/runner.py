@@ -27,8 +27,9 @@ from typing import Any, Literal
 
 import torchgrade
 from torchgrade.assignment import Assignment
+from torchgrade.isolation import TEMPLATE_ENV, Mode
+from torchgrade.profiles import uses_cuda
 from torchgrade.report import CheckResult, Report
-from torchgrade.sandbox import TEMPLATE_ENV, Mode
 
 Visibility = Literal["public", "all"]
 
@@ -59,7 +60,7 @@ class Options:
     # the batch under the gpu profile so that concurrent gradings get one GPU each.
     cuda_devices: str = ""
     # Fork each sandboxed worker from a template that has imported torch (and the rubric's
-    # preload) once per batch, in namespaces of its own (torchgrade.worker_template); False
+    # preload) once per batch, in namespaces of its own (torchgrade.isolation.template); False
     # starts every worker afresh under bubblewrap. Only with bubblewrap.
     worker_template: bool = True
 
@@ -71,6 +72,8 @@ def sha256_file(path: Path | None) -> str:
 
 
 def describe_device(profile: str) -> str:
+    if profile == "gpu_smoke":
+        return f"cpu ({platform.machine()}; gpu_smoke: the GPU checks on the CPU at smoke sizes)"
     if profile != "gpu":
         return f"cpu ({platform.machine()})"
     try:
@@ -90,7 +93,7 @@ def grade_submission(assignment: Assignment, submission: Path | None, student: s
     submission = submission.resolve() if submission is not None else None
     run_id = ""
     if options.sandbox == "docker" and not options.inprocess:
-        from torchgrade.docker_exec import preflight
+        from torchgrade.isolation.docker import preflight
 
         preflight()  # no engine or no image: a clear error now, not a student's crash
         run_id = uuid.uuid4().hex
@@ -141,6 +144,9 @@ def grade_submission(assignment: Assignment, submission: Path | None, student: s
             {"unresolved": unresolved} if (unresolved := [
                 c.name for c in checks if c.status == "infrastructure"]) else {}) | (
             {"skipped_kinds": list(options.skip_kinds)} if options.skip_kinds else {}) | (
+            # what training checks measured against their thresholds (checks.measured)
+            {"measured": measured} if (measured := {
+                n: e["measured"] for n, e in outcomes.items() if e.get("measured")}) else {}) | (
             # a notebook: {"cells_run": [...], "cells_left_out": [{"cell", "why"}], "notes"}
             {"notebook": finished["notebook"]} if finished.get("notebook") else {}) | (
             {"grader_log": grader_log} if not finished else {}),
@@ -182,9 +188,9 @@ def _worker_template(assignment: Assignment, options: Options) -> str:
     if not options.worker_template or options.inprocess or options.sandbox not in ("auto",
                                                                                   "bwrap"):
         return ""
-    from torchgrade.worker_template import socket_for
+    from torchgrade.isolation.template import socket_for
 
-    return socket_for(options.profile == "gpu", assignment.preload)
+    return socket_for(uses_cuda(options.profile), assignment.preload)
 
 
 def _run_grader(assignment: Assignment, tmpdir: Path, log: Path, docker_run: str = "",
@@ -212,7 +218,7 @@ def _run_grader(assignment: Assignment, tmpdir: Path, log: Path, docker_run: str
     if worker_template:
         env[TEMPLATE_ENV] = worker_template
     if docker_run:
-        from torchgrade.docker_exec import RUN_ENV, remove_containers
+        from torchgrade.isolation.docker import RUN_ENV, remove_containers
 
         env[RUN_ENV] = docker_run
     try:

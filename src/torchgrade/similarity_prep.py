@@ -3,11 +3,13 @@
 ``copydetect`` (the fingerprinting library :mod:`torchgrade.similarity` uses) already sees
 through renaming (its pygments tokenizer turns every identifier into one letter), comments and
 whitespace (dropped) and the order of functions (winnowed fingerprints do not depend on where
-code sits). Two disguises get past it, and measurably (``benchmarks/RESULTS.md``, "Similarity
-report"): **docstrings** are kept as one string token each, so a copy whose docstrings were
-deleted or added differs from its source there; and **dead code** sprinkled between the copied
-statements breaks every fingerprint that spans it, so a copy with an unused statement after
-every line shares almost no fingerprint with its source.
+code sits). Two disguises get past it, measurably (``benchmarks/RESULTS.md``, "Similarity
+report"): **dead code** sprinkled between the copied statements breaks every fingerprint that
+spans it (copydetect alone flags none of the planted copies with an unused statement after
+each line), and **reformatting** by a formatter adds the parentheses and trailing commas it uses
+to break long lines (copydetect alone: 0.78-0.93 instead of 1). Docstrings are one string
+token each to copydetect: a rewritten one still matches, a deleted or added one breaks the
+fingerprints around it; leaving them out costs nothing.
 
 So, before fingerprinting, :func:`blank` replaces with spaces (keeping every newline, so that
 positions in the text still point into the original and the pair pages can highlight the
@@ -21,15 +23,18 @@ original code):
 - functions and classes that nothing in the module refers to, except the contract's names
   (the stub's top-level names, passed as ``keep``) and methods (called by frameworks:
   ``forward``);
+- parentheses that only group (not a call's, a definition's or a subscript's) and commas just
+  before a closing bracket;
 
-repeatedly, until nothing more is dead (an unused value computed from another unused value
-goes too). All of it is decided from the syntax tree of the text (:mod:`ast`), never by running
-anything. Honest code loses little to this (a leftover unused variable); code that does not
-parse (a notebook cell with IPython syntax that slipped through) is compared as it is.
+the dead code repeatedly, until nothing more is dead (an unused value computed from another
+unused value goes too). All of it is decided from the syntax tree and the tokens of the text
+(:mod:`ast`, :mod:`tokenize`), never by running anything. Honest code loses little to this (a
+leftover unused variable); code that does not parse (a notebook cell with IPython syntax that
+slipped through) is compared as it is.
 
-Not seen through, and said so in the report's method note: dead code made to look live (an
-unused value folded into a live one, ``x = x + 0 * unused``), statements reordered inside a
-function, and code rewritten by hand (a loop for a comprehension, another formula).
+Not seen through, and said so on the report's pages: dead code made to look live (an unused
+value folded into a live one, ``x = x + 0 * unused``), statements reordered inside a function,
+and code rewritten by hand (a loop for a comprehension, another formula).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The student worker: the only process that ever imports a submission.
 
-It runs inside the sandbox (see ``sandbox.py``), imports the student's module (a ``.py`` file,
-or a notebook whose code cells it runs: :func:`load_notebook`), and answers the
+It runs inside the sandbox (see ``torchgrade.isolation``), imports the student's module (a
+``.py`` file, or a notebook whose code cells it runs: :func:`load_notebook`), and answers the
 grader's requests over two pipes given on the command line. Everything it sends back is
 encoded by ``protocol.py``; objects that are not plain data stay here and are referred to by
 handle. Nothing in this process is trusted: the grader treats every answer as a claim to check.
@@ -365,7 +365,8 @@ def main(argv: list[str] | None = None) -> None:
 def run(module_name: str, module_file: str, rx_fd: int, tx_fd: int, threads: int,
         limits: dict[str, Any]) -> None:
     """Serve the grader over fds ``rx_fd``/``tx_fd``: a fresh worker (:func:`main`) or one
-    forked from the worker template (``worker_template.py``) once its sandbox is set up."""
+    forked from the worker template (``isolation/template_server.py``) once its sandbox is
+    set up."""
     apply_limits(limits)
     # The channel may be stdin/stdout (--rx 0 --tx 1: a worker in a container, which cannot be
     # handed other fds): it moves to fresh fds, and fd 1 then joins fd 2, so that the student's

@@ -28,8 +28,7 @@ from torchgrade.similarity import MAX_PAGES, Pair, Region, SimilarityResult
 
 PAGES = "similarity"
 SHOWN_UNFLAGGED = 50  # pairs below the threshold listed on the page (the CSV has them all)
-
-BINS = 20
+BINS = 20  # of the histogram of all scores
 CSV_COLUMNS = ("rank", "student_a", "student_b", "score", "share_a", "share_b", "tokens_a",
                "tokens_b", "flagged", "page")
 # What the pass sees through, said on every page (measured: benchmarks/RESULTS.md).

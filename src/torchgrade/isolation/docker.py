@@ -1,4 +1,4 @@
-"""Student workers in Docker containers: ``--sandbox docker``.
+"""The Docker backend: student workers in containers, ``--sandbox docker``.
 
 The trust boundary is the same as with bubblewrap: the grader (pytest + the plugin, trusted)
 stays a process on the host, and only the student *worker* runs in a container, one container
@@ -48,12 +48,18 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from torchgrade.cputime import TreeMeter
-
-if TYPE_CHECKING:
-    from torchgrade.sandbox import Launch, Limits
+from torchgrade.isolation.base import (
+    NOBODY,
+    SANDBOX_DIR,
+    Launch,
+    Limits,
+    Unavailable,
+    WorkerSpec,
+    engine_dir,
+    worker_code,
+)
 
 DEFAULT_IMAGE = "torchgrade-runner:local"
 IMAGE_ENV = "TORCHGRADE_DOCKER_IMAGE"
@@ -62,8 +68,6 @@ GPUS_ENV = "TORCHGRADE_DOCKER_GPUS"  # "all" or "none": overrides the NVIDIA-run
 RUNTIME_LABEL = "torchgrade.runtime"  # "host": bind-mount the host's Python into the image
 WORKER_LABEL = "torchgrade.worker"
 RUN_LABEL = "torchgrade.run"
-NOBODY = 65534
-SANDBOX_DIR = "/sandbox"
 HOW_TO_START = (
     "start a Docker engine and point DOCKER_HOST at its socket if it is not the default, e.g. "
     "`sudo apt-get install docker.io && sudo systemctl start docker`, or without systemd "
@@ -71,7 +75,7 @@ HOW_TO_START = (
     "`torchgrade docker build-image`")
 
 
-class DockerUnavailable(RuntimeError):
+class DockerUnavailable(Unavailable):
     """No Docker engine answers, or the worker image is missing: the message says what to do."""
 
 
@@ -234,8 +238,6 @@ def level(limits: Limits, gpu: bool) -> str:
 
 def _host_runtime_mounts() -> list[str]:
     """Read-only binds of the host's Python and engine at their own paths (as bubblewrap)."""
-    from torchgrade.sandbox import _engine_dir
-
     binds: list[Path] = [Path("/usr")]
     for name in ("bin", "lib", "lib32", "lib64", "libx32"):
         host = Path("/") / name
@@ -245,7 +247,7 @@ def _host_runtime_mounts() -> list[str]:
                 "/etc/alternatives", "/etc/fonts"):
         if Path(etc).exists():
             binds.append(Path(etc))
-    roots = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), _engine_dir(),
+    roots = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), engine_dir(),
              Path(sys.executable).resolve().parent.parent, Path(sys.executable).parent.parent}
     for root in sorted(roots):
         if not any(root == b or b in root.parents for b in binds):
@@ -284,32 +286,26 @@ def docker_argv(name: str, workdir: Path, limits: Limits, threads: int, gpu: boo
     return argv + [image]
 
 
-def launch(*, module_name: str, workdir: Path, rx: int, tx: int, out: int, limits: Limits,
-           threads: int = 1, gpu: bool = False) -> Launch:
-    """Start a worker in a container; ``rx``/``tx``/``out`` become its stdin/stdout/stderr."""
-    from torchgrade.sandbox import Launch, _engine_dir, worker_file_name
-
+def launch(spec: WorkerSpec) -> Launch:
+    """Start ``spec``'s worker in a container; its ``rx``/``tx``/``out`` become the container's
+    stdin/stdout/stderr."""
     image = image_name()
     name = f"torchgrade-{uuid.uuid4().hex[:16]}"
-    worker_limits = {"cpu_s": limits.cpu_s, "memory_mb": None if gpu else limits.memory_mb,
-                     "fsize_mb": limits.fsize_mb, "nofile": limits.nofile,
-                     "reply_mb": limits.reply_mb, "nproc": None, "drop_to": None}
-    argv = docker_argv(name, workdir, limits, threads, gpu, image,
+    argv = docker_argv(name, spec.workdir, spec.limits, spec.threads, spec.gpu, image,
                        os.environ.get(RUN_ENV, ""))
     if image_runtime(image) == "host":
-        python = sys.executable
-        code = (f"import sys; sys.path.insert(0, {str(_engine_dir().parent)!r}); "
-                "from torchgrade.worker import main; main()")
+        python, code = sys.executable, worker_code()
     else:
         python, code = "python3", "from torchgrade.worker import main; main()"
-    argv += [python, "-I", "-u", "-c", code, "--module-name", module_name,
-             "--module-file", f"{SANDBOX_DIR}/{worker_file_name(workdir, module_name)}",
-             "--rx", "0", "--tx", "1",
-             "--threads", str(threads), "--limits", json.dumps(worker_limits)]
-    proc = subprocess.Popen(argv, stdin=rx, stdout=tx, stderr=out, env=client_env(),
-                            cwd=str(workdir), start_new_session=True)
-    return Launch(proc, level(limits, gpu and gpus_available()), [], container=name,
-                  meter=TreeMeter(_container_pid(name)))
+    argv += [python, "-I", "-u", "-c", code, "--module-name", spec.module_name,
+             "--module-file", f"{SANDBOX_DIR}/{spec.file_name}", "--rx", "0", "--tx", "1",
+             "--threads", str(spec.threads), "--limits", json.dumps(spec.worker_limits())]
+    proc = subprocess.Popen(argv, stdin=spec.rx, stdout=spec.tx, stderr=spec.out,
+                            env=client_env(), cwd=str(spec.workdir), start_new_session=True)
+    # Killing the docker CLI alone would leave the container running: stopping removes it.
+    return Launch(proc, level(spec.limits, spec.gpu and gpus_available()), [], container=name,
+                  meter=TreeMeter(_container_pid(name)),
+                  stop=functools.partial(remove_container, name))
 
 
 def _container_pid(name: str) -> Callable[[], int | None]:
