@@ -20,11 +20,13 @@ from pathlib import Path
 import pytest
 
 from torchgrade.assignment import AssignmentError, load
+from torchgrade.contract import RuleRow
 from torchgrade.audit import (
     AuditOptions,
     _judge_determinism,
     _judge_example,
     _judge_reference,
+    _judge_rules,
     _judge_stub,
     _judge_twin,
     examples_of,
@@ -173,6 +175,19 @@ def test_example_must_lose_points_where_it_says():
     assert full.verdict == "problem" and "full marks" in full.message
 
 
+def test_an_untested_rule_is_a_problem_and_loose_checks_are_listed():
+    """Does the audit fail on a rule no check pins, and name the checks that pin no rule?"""
+    pinned = RuleRow("loss.no-removed", "a mask removing nothing raises", "handout",
+                     ("test_loss_public",), True)
+    hidden = RuleRow("loss.grad", "gradient reaches pred only", "handout", ("test_grad",), False)
+    ok = _judge_rules((pinned, hidden), ())
+    assert ok.verdict == "ok" and "2 rules" in ok.message and "1 by a public" in ok.message
+    lonely = RuleRow("loss.dtype", "the promoted dtype", "stub", (), False)
+    bad = _judge_rules((pinned, lonely), ("test_smoke",))
+    assert bad.verdict == "problem" and "loss.dtype" in bad.message
+    assert "loss.no-removed" not in bad.message and "test_smoke" in bad.message
+
+
 def test_determinism_names_the_checks_that_differed():
     runs = [{"s": _report("s", {"a": "passed", "b": "failed"})},
             {"s": _report("s", {"a": "passed", "b": "passed"})}]
@@ -224,8 +239,9 @@ def test_audit_of_the_toy_course(tmp_path: Path):
     data = json.loads((out / "audit.json").read_text())
     assert data["schema"] == "torchgrade.audit/1" and data["fair"] is True
     assert sorted(data) == ["assignment", "duration_s", "fair", "findings", "grader_version",
-                            "max_score", "mutants", "mutation_score", "options", "schema",
-                            "scores", "timings", "twins"]
+                            "max_score", "mutants", "mutation_score", "options", "rules",
+                            "schema", "scores", "timings", "twins", "unpinned_checks"]
+    assert data["rules"] == [] and data["unpinned_checks"] == []  # no handout source
     verdicts = {f["subject"]: f["verdict"] for f in data["findings"]}
     assert verdicts == {"reference": "ok", "stub": "ok", "example-correct": "ok",
                         "example-detached_total": "ok", "example-wrong_factor": "ok",

@@ -49,6 +49,23 @@ def test_examples_cover_the_required_cases(assignment):
     assert [s["expect"] for s in specs.values()].count("partial") >= 3
 
 
+# What course code and libraries print while the grader runs a correct submission, which the
+# report keeps apart from the student's output (torchgrade.worker_output).
+COURSE_NOISE = {"clip_search": ("Loading weights", "`max_length` is ignored"),
+                "video_action": ("moov atom not found",)}
+
+
+@pytest.mark.parametrize("assignment", REGRADED)
+def test_a_quiet_submission_gets_a_quiet_report(example_reports, assignment):
+    """Does a correct submission that prints nothing get an empty student output, course
+    noise (the small CLIP's progress bars and transformers' warnings, FFmpeg on the grader's
+    broken videos) being shown apart as the course's?"""
+    r = example_reports(assignment)["correct"]
+    assert r.student_output == "", r.student_output[:500]
+    for noise in COURSE_NOISE.get(assignment, ()):
+        assert noise in r.extra.get("course_output", ""), noise
+
+
 @pytest.mark.parametrize("assignment", REGRADED)
 def test_reference_copy_scores_full_marks(example_reports, assignment):
     """Does a correct submission get every point?"""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -66,4 +67,24 @@ def build(reference: Any) -> dict[str, dict[str, Any]]:
         query_image = os.path.join(root, search["indexed"][-1])
         search["image_query"] = search["indexed"][-1]
         search.update(results_case(engine.search_by_image(query_image, top_k=4), root, "image"))
-    return {"loss": loss, "zero_shot": zero_shot, "search": search}
+        files = files_case(reference, model, processor, root)
+    return {"loss": loss, "zero_shot": zero_shot, "search": search, "files": files}
+
+
+def files_case(reference: Any, model: Any, processor: Any, root: str) -> dict[str, Any]:
+    """build_index of the folder's a/, add_images of b/'s files, save_index, and load_index
+    into a fresh engine: its report of the added files and the loaded engine's results."""
+    engine = reference.CLIPImageSearchEngine(model, processor, batch_size=BATCH)
+    engine.build_index(os.path.join(root, "a"))
+    extra = sorted(str(p.relative_to(root)) for p in (Path(root) / "b").iterdir())
+    added = engine.add_images([os.path.join(root, f) for f in extra])
+    path = os.path.join(root, "index.safetensors")
+    engine.save_index(path)
+    fresh = reference.CLIPImageSearchEngine(model, processor, batch_size=BATCH)
+    fresh.load_index(path)
+    case = {"folder_seed": FOLDER_SEED, "batch_size": BATCH, "query": QUERY, "extra": extra,
+            "added": relative(added.indexed, root),
+            "added_skipped": sorted(relative(list(added.skipped), root)),
+            "index_paths": relative(engine.paths, root)}
+    case.update(results_case(fresh.search_by_text(QUERY, top_k=5), root, "loaded"))
+    return case

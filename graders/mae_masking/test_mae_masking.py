@@ -30,6 +30,7 @@ from torchgrade.checks import (
     expect_shape,
     expect_tensor,
     fail,
+    measured,
 )
 
 LAYOUT = ("a patch layout other than the official one ('nchpwq->nhwpqc'), e.g. "
@@ -76,7 +77,7 @@ def _mask_of(student, n: int, length: int, ratio: float, seed: int):
 
 
 # -- public checks: fixtures built from the reference -------------------------------------------
-@check(points=5, kind="value", visibility="public", catches=LAYOUT)
+@check(points=5, kind="value", visibility="public", catches=LAYOUT, rules=("patch.layout",))
 def test_patchify_public(student, fixture_case):
     """patchify cuts non-square RGB images into patches in the official layout."""
     case = fixture_case("patchify")
@@ -88,7 +89,8 @@ def test_patchify_public(student, fixture_case):
 
 
 @check(points=5, kind="value", visibility="public",
-       catches="unpatchify that is not patchify's inverse, or ignores grid_size (non-square)")
+       catches="unpatchify that is not patchify's inverse, or ignores grid_size (non-square)",
+       rules=("patch.inverse", "patch.grid"))
 def test_unpatchify_public(student, fixture_case):
     """unpatchify puts patches back, with grid_size=(2, 3) and with the default square grid."""
     case = fixture_case("unpatchify")
@@ -102,7 +104,9 @@ def test_unpatchify_public(student, fixture_case):
                   atol=0, hint="without grid_size the grid is square: h = w = sqrt(L)")
 
 
-@check(points=5, kind="value", visibility="public", catches=DRAW)
+@check(points=5, kind="value", visibility="public", catches=DRAW,
+       rules=("masking.draw", "masking.len-keep", "masking.x-masked", "masking.mask",
+              "masking.ids-restore"))
 def test_random_masking_public(student, fixture_case):
     """random_masking with a seeded generator reproduces the reference's draw exactly."""
     case = fixture_case("masking")
@@ -118,7 +122,8 @@ def test_random_masking_public(student, fixture_case):
                   "shuffled-order mask with ids_restore)")
 
 
-@check(points=5, kind="value", visibility="public", catches=f"{LOSS_OVER_ALL}, or {NORM_PIX}")
+@check(points=5, kind="value", visibility="public", catches=f"{LOSS_OVER_ALL}, or {NORM_PIX}",
+       rules=("loss.target", "loss.norm-pix", "loss.removed-only", "loss.scalar"))
 def test_mae_loss_public(student, fixture_case):
     """mae_loss matches the reference with and without norm_pix_loss."""
     case = fixture_case("loss")
@@ -136,7 +141,8 @@ def test_mae_loss_public(student, fixture_case):
 
 @check(points=3, kind="robustness", visibility="public",
        catches="no ValueError for mask_ratio 1 or for a mask that removes no patch (the "
-       "official loss returns NaN there)")
+       "official loss returns NaN there)",
+       rules=("conv.names-argument", "masking.ratio-range", "loss.no-removed"))
 def test_bad_arguments_public(student):
     """mask_ratio = 1 and a mask without removed patches raise ValueError."""
     with expect_raises("ValueError", what="random_masking with mask_ratio=1.0",
@@ -147,8 +153,82 @@ def test_bad_arguments_public(student):
         student.mae_loss(torch.randn(2, 4, 4), torch.rand(2, 1, 4, 4), torch.zeros(2, 4), 2)
 
 
+@check(points=2, kind="value", visibility="public",
+       catches="restore_order that scatters (applies the shuffle) instead of gathering",
+       rules=("restore.gather",))
+def test_restore_order_public(student, fixture_case):
+    """restore_order puts a shuffled [2, 5, 3] sequence back with ids_restore."""
+    case = fixture_case("restore")
+    got = student.restore_order(case["x"], case["ids_restore"])
+    expect_tensor(got, case["expected"], what="restore_order(x [2, 5, 3], ids_restore)", rtol=0,
+                  atol=0, hint="out[n, i] = x[n, ids_restore[n, i]]: torch.gather along dim 1")
+
+
+def _small_mae(student, case, factory: str = "TinyMAE"):
+    remote = student.construct(f"torchgrade.course.mae:{factory}", **case["model"])
+    remote.load_state_dict({k.removeprefix("state."): v for k, v in case.items()
+                            if k.startswith("state.")})
+    return remote
+
+
+@check(points=3, kind="value", visibility="public", catches="mask tokens put back in the wrong "
+       "order (concatenated without restore_order, or before the visible tokens), or the "
+       "encoder run on all patches", rules=("forward.chain",))
+def test_mae_forward_public(student, fixture_case):
+    """mae_forward of a small TinyMAE with a seeded generator gives the reference's pred and
+    mask."""
+    case = fixture_case("forward")
+    model = _small_mae(student, case)
+    model.eval()
+    out = student.call("mae_forward", model, case["imgs"], case["mask_ratio"],
+                       generator=_gen(case["seed"]), _no_grad=True)
+    if not (isinstance(out, tuple | list) and len(out) == 2):
+        fail("mae_forward must return (pred, mask).", expected="two tensors",
+             got=type(out).__name__)
+    expect_tensor(out[1], case["mask"], what="mask from mae_forward", rtol=0, atol=0)
+    expect_tensor(out[0], case["pred"], what="pred from mae_forward", rtol=1e-4, atol=1e-5,
+                  hint="embed, random_masking, encode the visible tokens, append L - K mask "
+                  "tokens, restore_order, decode")
+
+
+@check(points=3, kind="value", visibility="public", catches="another optimiser than "
+       "AdamW(lr, weight_decay=0.05), batches or masks drawn without the generator (or in "
+       "another order), a new model returned, or the model left in train mode",
+       rules=("train.optimizer", "train.steps", "train.returns"))
+def test_train_mae_public(student, fixture_case):
+    """train_mae on a recording TinyMAE (given in eval mode): the batches it was shown step
+    by step, a parameter only AdamW's weight decay moves, the model returned itself, in eval
+    mode."""
+    case = fixture_case("training")
+    model = _small_mae(student, case, "RecordingMAE")
+    model.eval()
+    got = student.train_mae(model, case["images"], **case["kwargs"],
+                            generator=_gen(case["seed"]))
+    if getattr(getattr(got, "_ref", None), "id", None) != model._ref.id:
+        fail("train_mae must return the model it was given, trained.", expected="the same "
+             "TinyMAE object", got=getattr(got, "type_name", type(got).__name__),
+             hint="train the model in place and return it")
+    seen = model.seen
+    steps, batch = case["kwargs"]["steps"], case["kwargs"]["batch_size"]
+    if not isinstance(seen, list) or len(seen) != steps:
+        fail("train_mae must run one forward pass per step.", expected=f"{steps} batches "
+             "through model.embed", got=f"{len(seen) if isinstance(seen, list) else 0}")
+    for k, (got_batch, want) in enumerate(zip(seen, case["seen"], strict=True)):
+        expect_tensor(got_batch, want, what=f"the patches of step {k + 1}'s batch", rtol=0,
+                      atol=0, hint=f"idx = torch.randint(len(images), ({batch},), "
+                      "generator=generator) each step, then mae_forward(model, images[idx], "
+                      "mask_ratio, generator): the same generator draws batches and masks")
+    expect_tensor(model.probe, case["probe"], what="a parameter whose gradient is 0 (only "
+                  "weight decay moves it)", rtol=1e-6, atol=1e-7,
+                  hint="torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)")
+    if model.training is not False:
+        fail("train_mae left the model in train mode.", expected="the model back in the mode "
+             "it came in (eval here)", got="train mode",
+             hint="was = model.training; model.train(); ...; model.train(was)")
+
+
 # -- hidden checks: patches --------------------------------------------------------------------
-@check(points=4, kind="value", catches=LAYOUT)
+@check(points=4, kind="value", catches=LAYOUT, rules=("patch.layout",))
 def test_patchify_matches_loops(student):
     """patchify equals a loop over patches for several sizes, channel counts and dtypes."""
     for n, c, height, width, p, seed in ((1, 1, 4, 4, 2, 1), (2, 3, 6, 9, 3, 2),
@@ -165,8 +245,9 @@ def _grids(draw):
             draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(0, 2**31 - 1)))
 
 
-@check(points=5, kind="invariant",
-       catches="unpatchify that is not the exact inverse of patchify (square or non-square)")
+@check(points=4, kind="invariant",
+       catches="unpatchify that is not the exact inverse of patchify (square or non-square)",
+       rules=("patch.inverse", "patch.grid"))
 @given(grid=_grids())
 @example(grid=(2, 3, 2, 5, 3, 0))
 def test_patchify_round_trip(student, grid):
@@ -190,7 +271,8 @@ def test_patchify_round_trip(student, grid):
 
 
 # -- hidden checks: masking ----------------------------------------------------------------------
-@check(points=5, kind="value", catches=DRAW)
+@check(points=4, kind="value", catches=DRAW,
+       rules=("masking.draw", "masking.x-masked", "masking.mask", "masking.ids-restore"))
 def test_random_masking_matches_reference(student, reference):
     """random_masking reproduces the reference's draw for several sizes, ratios and seeds."""
     for n, length, d, ratio, seed in ((1, 16, 8, 0.75, 1), (4, 49, 3, 0.5, 2),
@@ -207,8 +289,8 @@ def test_random_masking_matches_reference(student, reference):
                       dtype=torch.float32)
 
 
-@check(points=5, kind="value", catches="round() or ceil instead of int() for len_keep, or "
-       "len_keep computed as L - int(L * mask_ratio)")
+@check(points=4, kind="value", catches="round() or ceil instead of int() for len_keep, or "
+       "len_keep computed as L - int(L * mask_ratio)", rules=("masking.len-keep",))
 def test_truncating_ratios(student):
     """len_keep = int(L * (1 - mask_ratio)) truncates: L=100 at 0.8 keeps 19, L=4 keeps 0."""
     for length, ratio, keep in ((100, 0.8, 19), (4, 0.8, 0), (10, 0.0, 10), (7, 0.5, 3),
@@ -227,7 +309,8 @@ _masking_inputs = st.tuples(st.integers(1, 4), st.integers(1, 40), st.integers(1
                             st.floats(0.0, 0.95), st.integers(0, 2**31 - 1))
 
 
-@check(points=5, kind="invariant", catches=MASK_ORDER)
+@check(points=4, kind="invariant", catches=MASK_ORDER,
+       rules=("masking.mask", "masking.x-masked", "masking.ids-restore", "masking.len-keep"))
 @given(inputs=_masking_inputs)
 @example(inputs=(2, 16, 3, 0.75, 0))
 def test_mask_convention(student, inputs):
@@ -260,7 +343,8 @@ def test_mask_convention(student, inputs):
 
 @check(points=4, kind="invariant",
        catches="ids_restore that does not invert the shuffle, or restore_order that scatters "
-       "(applies the shuffle) instead of gathering")
+       "(applies the shuffle) instead of gathering",
+       rules=("restore.gather", "masking.ids-restore"))
 @given(inputs=_masking_inputs)
 @example(inputs=(3, 9, 2, 0.5, 1))
 def test_restore_order_inverts_the_shuffle(student, inputs):
@@ -285,8 +369,8 @@ def test_restore_order_inverts_the_shuffle(student, inputs):
                   hint="out[n, i] = x[n, ids_restore[n, i]]: torch.gather along dim 1")
 
 
-@check(points=3, kind="value", catches="restore_order that scatters instead of gathering, or "
-       "gathers along the wrong dimension")
+@check(points=2, kind="value", catches="restore_order that scatters instead of gathering, or "
+       "gathers along the wrong dimension", rules=("restore.gather",))
 def test_restore_order_matches_reference(student, reference):
     """restore_order equals the reference on random permutations (float64, several sizes)."""
     for n, length, d, seed in ((1, 5, 3, 1), (3, 12, 4, 2), (2, 16, 1, 3)):
@@ -301,8 +385,8 @@ _uniform_inputs = st.tuples(st.integers(2, 24), st.floats(0.05, 0.95),
                             st.integers(0, 2**31 - 1))
 
 
-@check(points=4, kind="invariant", catches="a biased mask: always removing the same (e.g. "
-       "the last) patches, or a deterministic shuffle")
+@check(points=3, kind="invariant", catches="a biased mask: always removing the same (e.g. "
+       "the last) patches, or a deterministic shuffle", rules=("masking.uniform",))
 @given(inputs=_uniform_inputs)
 def test_masking_is_uniform(student, inputs):
     """Over 2000 draws every patch position is removed equally often (a chi-square bound)."""
@@ -331,7 +415,7 @@ def test_masking_is_uniform(student, inputs):
 
 
 @check(points=3, kind="robustness", catches="no ValueError for mask_ratio outside [0, 1) "
-       "(negative, 1 or more, NaN)")
+       "(negative, 1 or more, NaN)", rules=("masking.ratio-range", "conv.names-argument"))
 @given(ratio=st.one_of(st.floats(-10.0, -1e-9), st.floats(1.0, 10.0), st.just(math.nan)))
 @example(ratio=1.0)
 def test_mask_ratio_out_of_range(student, ratio):
@@ -357,8 +441,8 @@ def _loss(student, pred, imgs, mask, p, norm, *, what):
                          shape=(), dtype=pred.dtype)
 
 
-@check(points=5, kind="value", catches=f"{LOSS_OVER_ALL}, {NORM_PIX}, or a target in "
-       "another patch layout")
+@check(points=4, kind="value", catches=f"{LOSS_OVER_ALL}, {NORM_PIX}, or a target in "
+       "another patch layout", rules=("loss.target", "loss.norm-pix", "loss.removed-only"))
 def test_mae_loss_matches_reference(student, reference):
     """mae_loss equals the reference on unseen shapes, with and without norm_pix_loss."""
     for seed, n, c, h, w, p in ((1, 2, 1, 4, 4, 2), (2, 3, 3, 2, 3, 4), (3, 1, 2, 5, 2, 3)):
@@ -378,7 +462,7 @@ def test_mae_loss_matches_reference(student, reference):
                       f"(norm_pix_loss={norm})", rtol=1e-7, atol=1e-10)
 
 
-@check(points=5, kind="value", catches=NORM_PIX)
+@check(points=4, kind="value", catches=NORM_PIX, rules=("loss.norm-pix",))
 def test_norm_pix_closed_form(student):
     """With pred = 0 a removed patch with unbiased variance v costs ((P-1)/P) v / (v + 1e-6):
     flat patches cost 0 (no NaN) and tiny-variance patches show the eps."""
@@ -400,7 +484,7 @@ def test_norm_pix_closed_form(student):
                  "(unbiased, divides by P - 1)")
 
 
-@check(points=4, kind="invariant", catches=LOSS_OVER_ALL)
+@check(points=4, kind="invariant", catches=LOSS_OVER_ALL, rules=("loss.removed-only",))
 @given(seed=st.integers(0, 2**31 - 1), norm=st.booleans(), scale=st.floats(0.1, 100.0))
 @example(seed=0, norm=True, scale=10.0)
 def test_loss_ignores_visible_predictions(student, seed, norm, scale):
@@ -425,7 +509,7 @@ def test_loss_ignores_visible_predictions(student, seed, norm, scale):
 
 
 @check(points=5, kind="value", catches=f"{LOSS_OVER_ALL}, or a loss cut off from pred "
-       "(.item(), .detach())")
+       "(.item(), .detach())", rules=("loss.removed-only", "loss.scalar"))
 def test_loss_gradient_only_at_removed_patches(student, reference):
     """d loss / d pred is zero at kept patches and equals the reference's at removed ones."""
     pred, imgs, mask = _loss_inputs(11, 2, 3, 3, 2, 2)
@@ -445,7 +529,10 @@ def test_loss_gradient_only_at_removed_patches(student, reference):
     expect_tensor(grad, want, what="d loss / d pred", rtol=1e-7, atol=1e-12)
 
 
-@check(points=3, kind="robustness", catches="missing validation of ranks and shapes")
+@check(points=3, kind="robustness", catches="missing validation of ranks and shapes",
+       rules=("conv.names-argument", "patchify.imgs-rank", "patchify.divides",
+              "unpatchify.last-dim", "unpatchify.grid", "masking.x-rank", "restore.shapes",
+              "loss.shapes"))
 def test_bad_arguments_hidden(student):
     """Wrong ranks, a patch size that does not divide the image, mismatched shapes."""
     with expect_raises("ValueError", what="patchify with 3-D imgs", mentions="imgs"):
@@ -470,8 +557,42 @@ def test_bad_arguments_hidden(student):
         student.mae_loss(torch.randn(2, 4, 3), torch.rand(2, 1, 4, 4), torch.ones(2, 4), 2)
 
 
+@check(points=2, kind="robustness", catches="missing validation of the training loop's "
+       "arguments, of norm_pix_loss on one-value patches (a NaN loss) and of mae_forward's "
+       "images",
+       rules=("loss.one-value-patches", "args.patch-size", "forward.imgs-rank", "train.images",
+              "train.positive-ints", "train.lr", "masking.ratio-range", "train.keeps-all",
+              "unpatchify.x-rank"))
+def test_bad_arguments_training(student):
+    """train_mae with bad images, counts, lr or mask_ratio; norm_pix_loss on 1x1 one-channel
+    patches; mae_forward with 3-D images; unpatchify with channels 0."""
+    with expect_raises("ValueError", what="mae_loss(norm_pix_loss=True) on one-value patches"):
+        student.mae_loss(torch.randn(1, 4, 1), torch.rand(1, 1, 2, 2), torch.ones(1, 4), 1,
+                         norm_pix_loss=True)
+    with expect_raises("ValueError", what="unpatchify with channels=0", mentions="channels"):
+        student.unpatchify(torch.randn(1, 4, 4), 2, 0)
+    with expect_raises("ValueError", what="unpatchify with 2-D x"):
+        student.unpatchify(torch.randn(4, 4), 2, 1)
+    model = student.construct("torchgrade.course.mae:TinyMAE")
+    with expect_raises("ValueError", what="mae_forward with 3-D imgs", mentions="imgs"):
+        student.mae_forward(model, torch.rand(1, 8, 8), 0.75, generator=_gen(0))
+    images = torch.rand(6, 1, 8, 8)
+    ok = {"steps": 1, "batch_size": 2, "lr": 1e-3}
+    for what, args, kwargs, name in (
+            ("3-D images", (torch.rand(6, 8, 8),), ok, "images"),
+            ("integer images", ((255 * images).to(torch.uint8),), ok, "images"),
+            ("no images", (torch.rand(0, 1, 8, 8),), ok, "images"),
+            ("steps=0", (images,), {**ok, "steps": 0}, "steps"),
+            ("batch_size=0", (images,), {**ok, "batch_size": 0}, "batch_size"),
+            ("lr=0", (images,), {**ok, "lr": 0.0}, "lr"),
+            ("mask_ratio=1", (images,), {**ok, "mask_ratio": 1.0}, "mask_ratio"),
+            ("mask_ratio=0 (every patch kept)", (images,), {**ok, "mask_ratio": 0.0}, "mask")):
+        with expect_raises("ValueError", what=f"train_mae with {what}", mentions=name):
+            student.train_mae(model, *args, **kwargs, generator=_gen(1))
+
+
 @check(points=2, kind="robustness", catches="editing inputs in place (mask[...] = 0 on the "
-       "caller's tensor, target normalised in place on a view of imgs)")
+       "caller's tensor, target normalised in place on a view of imgs)", rules=("conv.no-inplace",))
 def test_does_not_modify_inputs(student):
     """random_masking, restore_order and mae_loss return answers and leave their inputs
     unchanged."""
@@ -503,9 +624,9 @@ def test_does_not_modify_inputs(student):
 
 
 # -- hidden checks: the forward pass with the course's TinyMAE ----------------------------------
-@check(points=5, kind="value", catches="mask tokens put back in the wrong order (concatenated "
+@check(points=3, kind="value", catches="mask tokens put back in the wrong order (concatenated "
        "without restore_order, or visible tokens after the mask tokens), or the encoder run "
-       "on all patches")
+       "on all patches", rules=("forward.chain",))
 def test_mae_forward_matches_reference(student, reference):
     """mae_forward(TinyMAE, imgs, 0.75, generator) gives the reference's pred and mask."""
     from torchgrade.course.mae import TinyMAE
@@ -608,6 +729,10 @@ def _trained_errors(student, reference, budget: dict, device: str) -> dict[str, 
 def _judge(errors: dict[str, float], budget: dict) -> None:
     ratio = float(budget["max_error_ratio"])
     best = min(errors["visible_mean"], errors["untrained"])
+    measured("masked-patch MSE / best baseline", errors["model"] / best if best > 0 else
+             math.inf, ratio, better="lower", data="scikit-learn's digits 8x8",
+             mse=errors["model"], visible_mean=errors["visible_mean"],
+             untrained=errors["untrained"])
     if not math.isfinite(errors["model"]) or errors["model"] > ratio * best:
         fail("your trained MAE does not fill in held-out removed patches clearly better than "
              "the baselines.",
@@ -619,14 +744,16 @@ def _judge(errors: dict[str, float], budget: dict) -> None:
              "batches and masks from the generator and the optimizer updates the model")
 
 
-@check(points=10, kind="training", timeout=300, profiles=("cpu",), catches=TRAINING_CATCHES)
+@check(points=10, kind="training", timeout=300, profiles=("cpu",), catches=TRAINING_CATCHES,
+       rules=("train.outcome",))
 def test_mae_reconstruction(student, reference, budget):
     """A TinyMAE trained with train_mae on digits fills in held-out removed patches clearly
     better than the mean of the visible patches and than the untrained model."""
     _judge(_trained_errors(student, reference, budget, "cpu"), budget)
 
 
-@check(points=10, kind="training", timeout=500, profiles=("gpu",), catches=TRAINING_CATCHES)
+@check(points=10, kind="training", timeout=500, profiles=("gpu",), catches=TRAINING_CATCHES,
+       rules=("train.outcome",))
 def test_mae_reconstruction_gpu(student, reference, budget, device):
     """The training check on the GPU, with a larger TinyMAE and more steps."""
     _judge(_trained_errors(student, reference, budget, device), budget)

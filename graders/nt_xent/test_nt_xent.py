@@ -25,6 +25,7 @@ from torchgrade.checks import (
     expect_shape,
     expect_tensor,
     fail,
+    measured,
 )
 
 DOUBLE_POSITIVE = ("the course text's loss, which puts the positive in the denominator twice "
@@ -67,7 +68,8 @@ def _reference_grads(reference, z_i, z_j, t):
 
 # -- public checks: fixtures built from the reference -------------------------------------------
 @check(points=5, kind="shape", visibility="public",
-       catches="returning a Python float or a tensor cut off from autograd (.item(), .detach())")
+       catches="returning a Python float or a tensor cut off from autograd (.item(), .detach())",
+       rules=("loss.scalar", "loss.dtype"))
 def test_loss_is_differentiable_scalar(student, fixture_case):
     """nt_xent_loss returns a 0-dim float tensor that back-propagates to both inputs."""
     case = fixture_case("random")
@@ -82,7 +84,8 @@ def test_loss_is_differentiable_scalar(student, fixture_case):
              hint="build the loss from z_i and z_j with torch operations only")
 
 
-@check(points=10, kind="value", visibility="public", catches=DOUBLE_POSITIVE)
+@check(points=9, kind="value", visibility="public", catches=DOUBLE_POSITIVE,
+       rules=("loss.formula", "loss.cosine"))
 def test_loss_matches_reference_public(student, fixture_case):
     """nt_xent_loss matches the reference on the public fixtures (float32 and float64)."""
     for name, atol in (("random", 1e-5), ("correlated_f64", 1e-10)):
@@ -94,8 +97,9 @@ def test_loss_matches_reference_public(student, fixture_case):
                       "the 2N - 2 negatives, never the anchor itself")
 
 
-@check(points=5, kind="value", visibility="public",
-       catches=f"{DOUBLE_POSITIVE}: it gives log(2N) here instead of log(2N - 1)")
+@check(points=4, kind="value", visibility="public",
+       catches=f"{DOUBLE_POSITIVE}: it gives log(2N) here instead of log(2N - 1)",
+       rules=("loss.all-equal", "loss.formula"))
 def test_all_equal_closed_form_public(student):
     """When all 2N embeddings are equal the loss is log(2N - 1)."""
     for n in (2, 4, 7):
@@ -108,7 +112,8 @@ def test_all_equal_closed_form_public(student):
 
 
 @check(points=5, kind="value", visibility="public",
-       catches="a projection head with other layers, names (net.0, net.2) or activation")
+       catches="a projection head with other layers, names (net.0, net.2) or activation",
+       rules=("head.layout",))
 def test_projection_head_public(student, fixture_case):
     """ProjectionHead(32, 64, 16) loads the reference weights and gives the same output."""
     case = fixture_case("head")
@@ -124,9 +129,9 @@ def test_projection_head_public(student, fixture_case):
                   rtol=1e-5, atol=1e-6)
 
 
-@check(points=5, kind="invariant", visibility="public",
+@check(points=4, kind="invariant", visibility="public",
        catches="views outside [0, 1], of another shape, identical views, or randomness not "
-       "drawn from the generator argument")
+       "drawn from the generator argument", rules=("views.invariants", "conv.generator"))
 def test_simclr_views_public(student):
     """simclr_views returns two different [0, 1] views of the input's shape, reproducible
     from a seeded generator."""
@@ -152,7 +157,8 @@ def test_simclr_views_public(student):
 
 
 @check(points=5, kind="robustness", visibility="public",
-       catches="missing argument validation (1-D input, mismatched shapes, temperature <= 0)")
+       catches="missing argument validation (1-D input, mismatched shapes, temperature <= 0)",
+       rules=("conv.names-argument", "loss.rank", "loss.shapes", "loss.temperature"))
 def test_bad_arguments_public(student):
     """nt_xent_loss raises ValueError naming the argument for bad inputs."""
     z = torch.randn(4, 8)
@@ -165,8 +171,51 @@ def test_bad_arguments_public(student):
         student.nt_xent_loss(z, z.clone(), 0.0)
 
 
+@check(points=3, kind="value", visibility="public", catches="a training loop that does not "
+       "update the encoder, returns another object, or does not reproduce its run from a seeded "
+       "generator (randomness drawn elsewhere)",
+       rules=("train.loop", "train.returns", "conv.generator"))
+def test_train_simclr_public(student):
+    """train_simclr for one epoch on 8 small images: the encoder it was given comes back with
+    changed weights, and a second run from the same weights and seeds gives the same weights.
+    simclr_views with a generator leaves the global random generator alone."""
+    images = torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(4))
+    runs = []
+    for _ in range(2):
+        student.reseed(21)
+        encoder = student.construct("torchgrade.course.encoders:SmallConvEncoder", 3, 4, 8)
+        before = {k: v.clone() for k, v in encoder.state_dict().items()}
+        trained = student.train_simclr(encoder, images, epochs=1, batch_size=4,
+                                       temperature=0.5, lr=1e-2,
+                                       generator=torch.Generator().manual_seed(5))
+        if getattr(getattr(trained, "_ref", None), "id", None) != encoder._ref.id:
+            fail("train_simclr must return the encoder it was given, trained.",
+                 expected="the same encoder object",
+                 got=getattr(trained, "type_name", type(trained).__name__))
+        after = encoder.state_dict()
+        if all(torch.equal(before[k], after[k]) for k in before):
+            fail("train_simclr did not change the encoder's weights.", expected="Adam steps "
+                 "on the NT-Xent loss of every mini-batch", got="the weights it was given",
+                 hint="optimise the encoder's and the head's parameters together")
+        runs.append(after)
+    for k in runs[0]:
+        expect_tensor(runs[1][k], runs[0][k], what=f"the encoder's {k} after a second run "
+                      "with the same seeds", rtol=1e-5, atol=1e-6, hint="draw every random "
+                      "number from the generator argument (randperm, simclr_views)")
+    student.reseed(22)
+    student.simclr_views(images, generator=torch.Generator().manual_seed(6))
+    drawn = student.construct("torchgrade.course.rng:global_draw")
+    student.reseed(22)
+    untouched = student.construct("torchgrade.course.rng:global_draw")
+    if not torch.equal(drawn, untouched):
+        fail("simclr_views with a generator drew from the global random generator.",
+             expected="the global RNG untouched", got="global draws consumed",
+             hint="pass generator=generator to every torch.rand / randint / randperm")
+
+
 # -- hidden checks: the reference, live ----------------------------------------------------------
-@check(points=10, kind="value", catches=DOUBLE_POSITIVE)
+@check(points=9, kind="value", catches=DOUBLE_POSITIVE,
+       rules=("loss.formula", "loss.cosine", "loss.n-one"))
 def test_loss_matches_reference_hidden(student, reference):
     """nt_xent_loss matches the reference on unseen sizes and temperatures (float64)."""
     for n, d, t, seed in ((1, 3, 0.5, 1), (2, 4, 0.1, 2), (5, 64, 1.0, 3), (33, 7, 0.3, 4)):
@@ -178,7 +227,8 @@ def test_loss_matches_reference_hidden(student, reference):
 
 
 @check(points=5, kind="value",
-       catches=f"{DOUBLE_POSITIVE}, or a temperature applied to only part of the logits")
+       catches=f"{DOUBLE_POSITIVE}, or a temperature applied to only part of the logits",
+       rules=("loss.formula",))
 def test_orthogonal_closed_form(student):
     """z_i == z_j with orthonormal rows gives log(1 + (2N - 2) exp(-1/t))."""
     for n, t in ((3, 0.5), (6, 0.1), (4, 1.0)):
@@ -189,7 +239,8 @@ def test_orthogonal_closed_form(student):
 
 
 @check(points=5, kind="value", catches="a loss whose value is right but whose gradient is "
-       "not (a detached normalisation, an in-place edit, a hard-coded label)")
+       "not (a detached normalisation, an in-place edit, a hard-coded label)",
+       rules=("loss.scalar", "loss.formula"))
 def test_gradients_match_reference(student, reference):
     """The gradients w.r.t. z_i and z_j equal the reference's."""
     z_i, z_j = _pair(6, 12, 21)
@@ -210,7 +261,7 @@ _temps = st.floats(0.05, 2.0)
 # asks for a real loss (_expect_real_loss, once), then runs its property over Hypothesis'
 # examples. Outside @given, so that a non-answer fails at once instead of being shrunk.
 @check(points=5, kind="invariant", catches="averaging over one view's anchors only, or "
-       "treating the two views differently")
+       "treating the two views differently", rules=("loss.formula",))
 def test_symmetric_in_views(student):
     """Swapping the two views leaves the loss unchanged."""
     _expect_real_loss(student)
@@ -228,7 +279,7 @@ def test_symmetric_in_views(student):
 
 
 @check(points=5, kind="invariant", catches="dot products instead of cosine similarity (no L2 "
-       "normalisation)")
+       "normalisation)", rules=("loss.cosine",))
 def test_invariant_to_scale(student):
     """Scaling the embeddings does not change the loss (cosine similarity)."""
     _expect_real_loss(student)
@@ -245,7 +296,7 @@ def test_invariant_to_scale(student):
 
 
 @check(points=5, kind="invariant", catches="pairing rows by position in a way that breaks "
-       "when the batch is shuffled (e.g. a fixed label vector)")
+       "when the batch is shuffled (e.g. a fixed label vector)", rules=("loss.formula",))
 def test_invariant_to_batch_permutation(student):
     """Shuffling the pairs (the same permutation for both views) leaves the loss unchanged."""
     _expect_real_loss(student)
@@ -262,7 +313,7 @@ def test_invariant_to_batch_permutation(student):
 
 
 @check(points=5, kind="robustness", catches="exp() without the log-sum-exp trick, which "
-       "overflows at low temperature or large norms")
+       "overflows at low temperature or large norms", rules=("loss.stable",))
 def test_stable_at_low_temperature_and_large_norms(student, reference):
     """Temperature 0.05 and norms of 1e4 give a finite loss and finite gradients, equal to the
     reference's."""
@@ -280,7 +331,8 @@ def test_stable_at_low_temperature_and_large_norms(student, reference):
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
 @check(points=2.5, kind="robustness", catches="computing in half precision (the -9e15 fill is "
-       "-inf in float16, exp overflows) instead of upcasting to float32")
+       "-inf in float16, exp overflows) instead of upcasting to float32",
+       rules=("loss.stable", "loss.dtype"))
 def test_half_precision_inputs(student, reference, dtype):
     """Half-precision inputs give a finite float32 loss and finite gradients."""
     z_i, z_j = _pair(8, 16, 9, dtype=torch.float32)
@@ -297,7 +349,7 @@ def test_half_precision_inputs(student, reference, dtype):
 
 
 @check(points=2, kind="robustness", catches="normalising the inputs in place (z.div_(...)), "
-       "which corrupts the caller's embeddings")
+       "which corrupts the caller's embeddings", rules=("conv.no-inplace",))
 def test_does_not_modify_inputs(student):
     """nt_xent_loss returns a loss and leaves its input tensors unchanged."""
     _expect_real_loss(student)  # a function that returns nothing modifies nothing either
@@ -310,7 +362,7 @@ def test_does_not_modify_inputs(student):
 
 
 @check(points=3, kind="robustness", catches="missing validation of rank, batch size and "
-       "temperature")
+       "temperature", rules=("conv.names-argument", "loss.rank", "loss.empty", "loss.temperature"))
 def test_bad_arguments_hidden(student):
     """More bad arguments: 3-D input, empty batch, negative or NaN temperature."""
     z = torch.randn(3, 4)
@@ -324,8 +376,32 @@ def test_bad_arguments_hidden(student):
             student.nt_xent_loss(z, z.clone(), t)
 
 
-@check(points=5, kind="shape", catches="wrong default sizes (hidden 512, out 128) or a head "
-       "whose first layer does not receive gradients")
+@check(points=2, kind="robustness", catches="missing validation of the head's sizes, of the "
+       "images to augment and of the training loop's arguments",
+       rules=("conv.names-argument", "head.dims", "views.images", "train.epochs",
+              "train.batch-size", "train.lr"))
+def test_bad_arguments_more(student):
+    """ProjectionHead with a non-positive size, simclr_views of 3-D or integer images, and
+    train_simclr with epochs 0, batch_size 1, lr 0 or temperature 0 raise ValueError naming
+    the argument."""
+    for name, args in (("in_dim", (0,)), ("hidden_dim", (4, -1)), ("out_dim", (4, 8, 0))):
+        with expect_raises("ValueError", what=f"ProjectionHead{args}", mentions=name):
+            student.ProjectionHead(*args)
+    for what, images in (("3-D images", torch.rand(3, 8, 8)),
+                         ("integer images", torch.zeros(2, 3, 8, 8, dtype=torch.uint8))):
+        with expect_raises("ValueError", what=f"simclr_views of {what}", mentions="images"):
+            student.simclr_views(images, generator=torch.Generator().manual_seed(0))
+    encoder = student.construct("torchgrade.course.encoders:SmallConvEncoder", 3, 4, 8)
+    images = torch.rand(4, 3, 8, 8)
+    for name, value in (("epochs", 0), ("batch_size", 1), ("lr", 0.0), ("temperature", 0.0)):
+        kwargs = {"epochs": 1, "batch_size": 2, "temperature": 0.5, "lr": 1e-3, name: value}
+        with expect_raises("ValueError", what=f"train_simclr with {name}={value}",
+                           mentions=name):
+            student.train_simclr(encoder, images, **kwargs)
+
+
+@check(points=4, kind="shape", catches="wrong default sizes (hidden 512, out 128) or a head "
+       "whose first layer does not receive gradients", rules=("head.layout",))
 def test_projection_head_defaults(student):
     """ProjectionHead(20) has hidden width 512 and output 128, and trains end to end."""
     head = student.ProjectionHead(20)
@@ -386,6 +462,10 @@ def _probe_accuracies(student, budget, device):
 def _judge(simclr, raw, rand, budget):
     floor, margin = float(budget["min_accuracy"]), float(budget["min_margin"])
     best = max(raw, rand)
+    data = f"generated shapes {int(budget['image_size'])}x{int(budget['image_size'])}"
+    measured("probe accuracy", simclr, floor, better="higher", data=data)
+    measured("margin over the baselines", simclr - best, margin, better="higher", data=data,
+             raw_pixels=raw, untrained=rand)
     if simclr < floor or simclr - best < margin:
         fail("a linear probe on your SimCLR encoder is not clearly better than the baselines.",
              expected=f"accuracy >= {floor:.2f} and >= {margin:.2f} above the best baseline "
@@ -395,14 +475,16 @@ def _judge(simclr, raw, rand, budget):
              "two augmented views and that the optimizer updates the encoder")
 
 
-@check(points=10, kind="training", timeout=240, profiles=("cpu",), catches=TRAINING_CATCHES)
+@check(points=10, kind="training", timeout=240, profiles=("cpu",), catches=TRAINING_CATCHES,
+       rules=("train.probe", "views.recipe", "train.loop"))
 def test_simclr_linear_probe(student, budget):
     """SimCLR training on synthetic shapes: a linear probe on the encoder beats a probe on raw
     pixels and on the untrained encoder by a clear margin."""
     _judge(*_probe_accuracies(student, budget, "cpu"), budget)
 
 
-@check(points=10, kind="training", timeout=500, profiles=("gpu",), catches=TRAINING_CATCHES)
+@check(points=10, kind="training", timeout=500, profiles=("gpu",), catches=TRAINING_CATCHES,
+       rules=("train.probe",))
 def test_simclr_linear_probe_gpu(student, budget, device):
     """The training check on the GPU, with a larger data set, more epochs and a higher bar."""
     _judge(*_probe_accuracies(student, budget, device), budget)

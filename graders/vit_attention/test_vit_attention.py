@@ -13,10 +13,9 @@ from __future__ import annotations
 import io
 import math
 import os
-from pathlib import Path, PurePath
+from pathlib import PurePath
 
 import numpy as np
-import pytest
 import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -30,6 +29,7 @@ from torchgrade.checks import (
     expect_shape,
     expect_tensor,
     fail,
+    measured,
 )
 
 QKV_LAYOUT = ("a qkv output split as [heads, 3, head_dim] (or q, k, v taken from the wrong "
@@ -79,7 +79,8 @@ def _rows_are_distributions(attn, what: str) -> None:
 
 
 # -- public checks: fixtures built from the reference -------------------------------------------
-@check(points=8, kind="value", visibility="public", catches=f"{QKV_LAYOUT}; {ATTN_VALUES}")
+@check(points=7, kind="value", visibility="public", catches=f"{QKV_LAYOUT}; {ATTN_VALUES}",
+       rules=("attn.qkv-layout", "attn.softmax", "attn.pre-dropout", "model.names"))
 def test_attention_module_public(student, fixture_case):
     """MultiHeadSelfAttention(16, 4) with the reference's weights gives the same output and the
     same post-softmax attention."""
@@ -99,9 +100,11 @@ def test_attention_module_public(student, fixture_case):
                   rtol=1e-4, atol=1e-6)
 
 
-@check(points=10, kind="value", visibility="public",
+@check(points=9, kind="value", visibility="public",
        catches="a post-norm block, a missing final LayerNorm, CLS not at token 0, positions "
-       "not added to CLS, or other parameter names")
+       "not added to CLS, or other parameter names",
+       rules=("model.patch-embed", "model.tokens", "model.blocks", "model.head",
+              "model.attentions", "model.names"))
 def test_vit_forward_public(student, fixture_case):
     """VisionTransformer(8, 2, 3, 5, 16, 2, 2, mlp_ratio=2.0) with the reference's weights gives
     the same logits and the same attention in every layer."""
@@ -126,7 +129,7 @@ def test_vit_forward_public(student, fixture_case):
 
 @check(points=5, kind="value", visibility="public",
        catches="the CLS column kept, a column instead of row 0, the wrong layer, or a "
-       "column-major reshape onto the grid")
+       "column-major reshape onto the grid", rules=("cls.maps",))
 def test_cls_attention_maps_public(student, fixture_case):
     """cls_attention_maps on a 2 x 3 grid, last and first layer."""
     case = fixture_case("maps")
@@ -138,9 +141,10 @@ def test_cls_attention_maps_public(student, fixture_case):
                   what="cls_attention_maps(attentions, (2, 3), layer=0)")
 
 
-@check(points=8, kind="value", visibility="public",
+@check(points=7, kind="value", visibility="public",
        catches="rollout without the residual (W + I) / 2, multiplied in the wrong order, the "
-       "CLS column ranked or zeroed by the discard, or a missing renormalisation")
+       "CLS column ranked or zeroed by the discard, or a missing renormalisation",
+       rules=("rollout.fuse", "rollout.discard", "rollout.residual", "rollout.order"))
 def test_attention_rollout_public(student, fixture_case):
     """attention_rollout on a 2 x 3 grid: mean, max and min fusion, with and without discard."""
     case = fixture_case("maps")
@@ -165,9 +169,9 @@ def uniform_distance(gh: int, gw: int, patch: int, skip: int = 0) -> float:
     return total / len(cells) ** 2
 
 
-@check(points=5, kind="value", visibility="public",
+@check(points=4, kind="value", visibility="public",
        catches="distances in patches instead of pixels, the CLS row or column left in, or "
-       "weights not renormalised over the patch keys")
+       "weights not renormalised over the patch keys", rules=("distance.pixels",))
 def test_mean_attention_distance_public(student, fixture_case):
     """Identity attention gives 0; uniform attention gives the mean pairwise distance between
     patch centres (in pixels); a random attention matches the reference."""
@@ -236,7 +240,8 @@ def _overlap(p: tuple[int, ...], q: tuple[int, ...]) -> float:
 
 @check(points=5, kind="value", visibility="public", timeout=120,
        catches="no PNG written, a blank figure, all heads in one panel (or a mean map), a "
-       "head left out, or maps drawn beside the image instead of over it")
+       "head left out, or maps drawn beside the image instead of over it",
+       rules=("plot.png", "plot.panels"))
 def test_plot_attention_maps_public(student):
     """plot_attention_maps writes a PNG with one panel per head, each overlaid on the image.
 
@@ -283,7 +288,9 @@ def test_plot_attention_maps_public(student):
 
 @check(points=4, kind="robustness", visibility="public",
        catches="missing argument validation (heads not dividing the width, patches not tiling "
-       "the image, unknown head fusion, discard ratio out of range, a grid that does not fit)")
+       "the image, unknown head fusion, discard ratio out of range, a grid that does not fit)",
+       rules=("conv.names-argument", "attn.heads-divide", "vit.patch-divide",
+              "rollout.fusion-name", "rollout.discard-range", "grid.fit"))
 def test_bad_arguments_public(student):
     """Bad arguments raise ValueError naming the argument."""
     with expect_raises("ValueError", what="MultiHeadSelfAttention(10, 3)", mentions="num_heads"):
@@ -303,9 +310,37 @@ def test_bad_arguments_public(student):
         student.cls_attention_maps(atts, (3, 3))
 
 
+@check(points=2, kind="value", visibility="public", catches="a train_vit that does not train "
+       "(no optimizer step), returns another model, or leaves it in train mode",
+       rules=("train.loop", "train.returns"))
+def test_train_vit_public(student):
+    """train_vit for one epoch on 16 random images with a small VisionTransformer: the model
+    it was given comes back, in eval mode, with changed weights and finite logits."""
+    g = torch.Generator().manual_seed(7)
+    model = student.VisionTransformer(8, 4, 3, 2, 8, 1, 2, mlp_ratio=2.0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    images, labels = torch.rand(16, 3, 8, 8, generator=g), torch.arange(16) % 2
+    trained = student.train_vit(model, images, labels, epochs=1, batch_size=8, lr=1e-2,
+                                generator=torch.Generator().manual_seed(8))
+    if getattr(getattr(trained, "_ref", None), "id", None) != model._ref.id:
+        fail("train_vit must return the model it was given, trained.", expected="the same "
+             "VisionTransformer", got=getattr(trained, "type_name", type(trained).__name__))
+    if model.training is not False:
+        fail("train_vit left the model in train mode.", expected="model.eval() before "
+             "returning it", got="train mode")
+    after = model.state_dict()
+    if all(torch.equal(before[k], after[k]) for k in before):
+        fail("train_vit did not change the model's weights.", expected="AdamW steps on the "
+             "cross-entropy of every mini-batch", got="the weights it was given",
+             hint="opt.zero_grad(); loss.backward(); opt.step() for each mini-batch")
+    expect_answer(student.call(model, images, _no_grad=True), what="the trained model's logits",
+                  shape=(16, 2))
+
+
 # -- hidden checks: the reference, live, and closed forms ----------------------------------------
 @check(points=6, kind="value", catches="attention returned after the dropout (zeros, rows "
-       f"scaled by 1/(1-p)); {QKV_LAYOUT}")
+       f"scaled by 1/(1-p)); {QKV_LAYOUT}",
+       rules=("attn.qkv-layout", "attn.softmax", "attn.pre-dropout"))
 def test_attention_matches_reference_hidden(student, reference):
     """Other widths and head counts match the reference; with dropout active (train mode) the
     returned attention is still the pre-dropout softmax."""
@@ -330,8 +365,9 @@ def test_attention_matches_reference_hidden(student, reference):
                       rtol=1e-4, atol=1e-5)
 
 
-@check(points=7, kind="value", catches="a post-norm block, LayerNorm eps other than 1e-5, "
-       "tanh GELU, mlp_ratio ignored, a model that only works in float32 or for 3 channels")
+@check(points=6, kind="value", catches="a post-norm block, LayerNorm eps other than 1e-5, "
+       "tanh GELU, mlp_ratio ignored, a model that only works in float32 or for 3 channels",
+       rules=("model.blocks", "model.head", "model.tokens", "model.dtype", "attn.pre-dropout"))
 def test_vit_matches_reference_hidden(student, reference):
     """Other image sizes, channels, depths and MLP ratios match the reference, in float64
     (so that even the tanh approximation of GELU shows)."""
@@ -377,8 +413,9 @@ def _random_attentions(seed: int, depth: int, b: int, h: int, n: int) -> list[to
             for _ in range(depth)]
 
 
-@check(points=7, kind="value", catches="rollout with the wrong fusion, the wrong discard rule "
-       "(per matrix instead of per row, the CLS column ranked), or the wrong product order")
+@check(points=6, kind="value", catches="rollout with the wrong fusion, the wrong discard rule "
+       "(per matrix instead of per row, the CLS column ranked), or the wrong product order",
+       rules=("rollout.fuse", "rollout.discard", "rollout.residual", "rollout.order"))
 def test_rollout_matches_reference_hidden(student, reference):
     """Every head fusion and several discard ratios, square and non-square grids, float64."""
     for seed, (depth, b, h, grid) in enumerate(((2, 3, 4, (3, 3)), (4, 1, 2, (3, 2)),
@@ -404,7 +441,8 @@ def _one_hot_layer(n: int, target: int) -> torch.Tensor:
 
 
 @check(points=5, kind="value", catches="rollout in the wrong order (A_1 ... A_L), without the "
-       "residual identity, without the final renormalisation, or ranking the CLS column")
+       "residual identity, without the final renormalisation, or ranking the CLS column",
+       rules=("rollout.order", "rollout.residual", "rollout.discard"))
 def test_rollout_closed_forms(student):
     """Closed forms: layer 1 attending to patch a, layer 2 to patch b gives a: 2/3, b: 1/3;
     uniform attention gives a uniform rollout; the discard rule never zeroes CLS."""
@@ -431,7 +469,8 @@ def test_rollout_closed_forms(student):
 
 
 @check(points=4, kind="value", catches="distance in patches instead of pixels, a query whose "
-       "patch weights sum to 0 giving NaN or being dropped from the mean, or CLS included")
+       "patch weights sum to 0 giving NaN or being dropped from the mean, or CLS included",
+       rules=("distance.pixels", "distance.cls-only"))
 def test_mean_attention_distance_hidden(student, reference):
     """Non-square grids against the reference and the closed form; queries that attend only to
     CLS count as distance 0."""
@@ -495,7 +534,8 @@ def _expect_real_vit(student) -> None:
 
 
 @check(points=5, kind="invariant", catches="attention that is not a distribution over the keys, "
-       "the wrong number of layers or tokens, or mixing images of a batch")
+       "the wrong number of layers or tokens, or mixing images of a batch",
+       rules=("attn.softmax", "model.attentions"))
 @given(cfg=vit_configs())
 @example(cfg={"batch": 1, "heads": 1, "dim": 1, "depth": 1, "patch": 1, "grid": 1,
               "channels": 1, "seed": 0})
@@ -546,7 +586,8 @@ def _expect_real_rollout(student) -> None:
 
 
 @check(points=4, kind="invariant", catches="a rollout that is not a distribution over the "
-       "patches (negative, not renormalised, CLS kept) or that mixes images of a batch")
+       "patches (negative, not renormalised, CLS kept) or that mixes images of a batch",
+       rules=("rollout.order",))
 @given(case=rollout_cases())
 def test_rollout_invariants(student, case):
     """For any attentions: the rollout is [B, gh, gw], non-negative, sums to 1 per image, and
@@ -572,7 +613,9 @@ def test_rollout_invariants(student, case):
 
 
 @check(points=3, kind="robustness", catches="missing validation of empty lists, ranks, layer "
-       "indices, patch sizes, depth and negative ratios")
+       "indices, patch sizes, depth and negative ratios",
+       rules=("conv.names-argument", "maps.empty", "rollout.discard-range", "cls.layer",
+              "distance.attn-shape", "distance.patch-size", "vit.depth"))
 def test_bad_arguments_hidden(student):
     """More bad arguments raise ValueError naming the argument."""
     atts = [torch.full((1, 2, 7, 7), 1 / 7)]
@@ -592,6 +635,70 @@ def test_bad_arguments_hidden(student):
         student.mean_attention_distance(atts[0], (2, 3), 0)
     with expect_raises("ValueError", what="VisionTransformer(depth=0)", mentions="depth"):
         student.VisionTransformer(8, 4, 3, 5, 16, 0, 2)
+
+
+@check(points=2, kind="value", catches="grid_size=None or an int refused (or read as another "
+       "grid) by cls_attention_maps, attention_rollout or mean_attention_distance",
+       rules=("grid.forms",))
+def test_grid_size_forms(student, reference):
+    """grid_size as (gh, gw), as an int and as None gives the same maps, rollout and distances
+    on a square grid (3 x 3 patches)."""
+    g = torch.Generator().manual_seed(11)
+    atts = [(2 * torch.randn(2, 2, 10, 10, generator=g)).softmax(-1) for _ in range(2)]
+    for form in ((3, 3), 3, None):
+        expect_tensor(student.cls_attention_maps(atts, form),
+                      reference.cls_attention_maps(atts, (3, 3)),
+                      what=f"cls_attention_maps(attentions, grid_size={form!r})")
+        expect_tensor(student.attention_rollout(atts, grid_size=form),
+                      reference.attention_rollout(atts, grid_size=(3, 3)),
+                      what=f"attention_rollout(attentions, grid_size={form!r})", rtol=1e-5,
+                      atol=1e-7)
+        expect_tensor(student.mean_attention_distance(atts[0], form, 4),
+                      reference.mean_attention_distance(atts[0], (3, 3), 4),
+                      what=f"mean_attention_distance(attn, grid_size={form!r}, 4)",
+                      rtol=1e-5, atol=1e-5)
+
+
+@check(points=2, kind="robustness", catches="missing validation of dropout, input shapes, "
+       "empty lists, grids that do not fit, the plot's tensors and the training arguments",
+       rules=("conv.names-argument", "args.dropout", "maps.empty", "grid.fit", "plot.ranks",
+              "attn.x-shape", "vit.x-shape", "train.positive-ints", "train.lr"))
+def test_bad_arguments_more(student):
+    """Dropout out of range, inputs of the wrong shape, a grid that does not fit, a 2-D image
+    to plot, and non-positive epochs, batch size or lr raise ValueError."""
+    cases = [
+        ("MultiHeadSelfAttention(16, 4, dropout=1.0)", "dropout",
+         lambda: student.MultiHeadSelfAttention(16, 4, dropout=1.0)),
+        ("VisionTransformer(..., dropout=-0.1)", "dropout",
+         lambda: student.VisionTransformer(8, 4, 3, 5, 16, 1, 2, dropout=-0.1)),
+        ("cls_attention_maps([], ...)", "attentions",
+         lambda: student.cls_attention_maps([], (2, 3))),
+        ("attention_rollout with grid (3, 3) for 6 patches", "grid_size",
+         lambda: student.attention_rollout([torch.full((1, 2, 7, 7), 1 / 7)],
+                                           grid_size=(3, 3))),
+        ("mean_attention_distance with grid (3, 3) for 6 patches", "grid_size",
+         lambda: student.mean_attention_distance(torch.full((1, 2, 7, 7), 1 / 7), (3, 3), 4)),
+        ("plot_attention_maps of a 2-D image", "image",
+         lambda: student.plot_attention_maps(torch.rand(8, 8), torch.rand(2, 2, 2),
+                                             "/tmp/bad.png")),
+        ("plot_attention_maps of 2-D maps", "maps",
+         lambda: student.plot_attention_maps(torch.rand(3, 8, 8), torch.rand(2, 2),
+                                             "/tmp/bad.png")),
+    ]
+    for what, name, call in cases:
+        with expect_raises("ValueError", what=what, mentions=name):
+            call()
+    mhsa = student.MultiHeadSelfAttention(16, 4)
+    with expect_raises("ValueError", what="MultiHeadSelfAttention(16, 4) on a 2-D x [5, 16]"):
+        student.call(mhsa, torch.rand(5, 16))
+    vit = student.VisionTransformer(8, 4, 3, 2, 8, 1, 2)
+    with expect_raises("ValueError", what="VisionTransformer(img_size=8, ...) on 12x12 images"):
+        student.call(vit, torch.rand(2, 3, 12, 12))
+    images, labels = torch.rand(4, 3, 8, 8), torch.zeros(4, dtype=torch.long)
+    for name, value in (("epochs", 0), ("batch_size", 0), ("lr", 0.0)):
+        kwargs = {"epochs": 1, "batch_size": 2, "lr": 1e-3, name: value}
+        with expect_raises("ValueError", what=f"train_vit with {name}={value}", mentions=name):
+            student.train_vit(vit, images, labels, **kwargs)
 
 
 # -- training: find the object -------------------------------------------------------------------
@@ -636,7 +743,8 @@ def _find_object_scores(student, reference, budget) -> tuple[float, float]:
     return accuracy, hits
 
 
-@check(points=14, kind="training", timeout=600, profiles=("cpu",), catches=TRAINING_CATCHES)
+@check(points=14, kind="training", timeout=600, profiles=("cpu",), catches=TRAINING_CATCHES,
+       rules=("train.find-object", "train.loop"))
 def test_find_object_training(student, reference, budget):
     """A small ViT trained with train_vit on synthetic "find the object" images classifies
     held-out images, and its attention rollout peaks on the object's patch."""
@@ -655,54 +763,96 @@ def test_find_object_training(student, reference, budget):
              "R = A_L ... A_1, CLS row over the patch columns")
 
 
-# -- the course lab on a GPU: ViT-Tiny on CIFAR-10 -----------------------------------------------
-def _read_cifar_bin(files: list[Path]) -> tuple[torch.Tensor, torch.Tensor]:
-    """CIFAR-10's binary version: records of 1 label byte + 3072 pixel bytes (no pickle)."""
-    raw = np.concatenate([np.frombuffer(f.read_bytes(), dtype=np.uint8) for f in files])
-    records = raw.reshape(-1, 3073)
-    labels = torch.from_numpy(records[:, 0].astype(np.int64))
-    images = torch.from_numpy(records[:, 1:].copy()).reshape(-1, 3, 32, 32).float() / 255.0
-    return images, labels
+# -- the course lab on a GPU: ViT-Tiny on CIFAR-10, or on generated find_object images ----------
+def _lab_data(budget: dict) -> dict:
+    """The GPU check's data and its table: CIFAR-10 where $TORCHGRADE_DATA has it (the
+    course lab, ``[profiles.gpu.cifar10]`` over ``[profiles.gpu]``), else find_object images at
+    the table's size (no download; the rollout hit rate is then checked too)."""
+    from torchgrade.course import datasets
+    from torchgrade.course.find_object import make_find_object
 
-
-CIFAR_MEAN = torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1)
-CIFAR_STD = torch.tensor([0.2470, 0.2435, 0.2616]).view(1, 3, 1, 1)
+    real = datasets.read_cifar10()
+    if real is not None:
+        table = {**budget, **budget.get("cifar10", {})}
+        train_x, train_y, test_x, test_y = real
+        n_train, n_test = int(table.get("n_train", len(train_y))), int(
+            table.get("n_test", len(test_y)))
+        return {"table": table, "data": "CIFAR-10 ($TORCHGRADE_DATA)", "classes": 10,
+                "train": (datasets.cifar10_normalise(train_x[:n_train]), train_y[:n_train]),
+                "test": (datasets.cifar10_normalise(test_x[:n_test]), test_y[:n_test]),
+                "positions": None}
+    table = {k: v for k, v in budget.items() if not isinstance(v, dict)}
+    seed, img, patch = int(table["seed"]), int(table["img_size"]), int(table["patch_size"])
+    classes = int(table["n_classes"])
+    train = make_find_object(int(table["n_train"]), img_size=img, patch_size=patch,
+                             n_classes=classes, seed=seed)
+    test = make_find_object(int(table["n_test"]), img_size=img, patch_size=patch,
+                            n_classes=classes, seed=seed + 1)
+    return {"table": table, "data": f"generated find_object {img}x{img}, {classes} classes",
+            "classes": classes, "train": (train.images, train.labels),
+            "test": (test.images, test.labels), "positions": test.positions}
 
 
 @check(points=14, kind="training", timeout=3000, profiles=("gpu",), catches="a ViT or training "
-       "loop that does not reach the course lab's bar (> 80 % on CIFAR-10 from scratch)")
-def test_cifar10_vit_tiny_gpu(student, budget, device):
+       "loop that does not reach the course lab's bar (> 80 % on CIFAR-10 from scratch)",
+       rules=("train.cifar10", "train.augment", "conv.device"))
+def test_cifar10_vit_tiny_gpu(student, reference, budget, device):
     """The course lab: ViT-Tiny trained from scratch by train_vit (augment=True) reaches the
-    accuracy bar on the CIFAR-10 test set. Reads $TORCHGRADE_DATA/cifar-10-batches-bin."""
-    root = Path(os.environ.get("TORCHGRADE_DATA", "")) / "cifar-10-batches-bin"
-    train_files = [root / f"data_batch_{i}.bin" for i in range(1, 6)]
-    if not os.environ.get("TORCHGRADE_DATA") or not all(
-            f.is_file() for f in [*train_files, root / "test_batch.bin"]):
-        pytest.skip("CIFAR-10 (binary version) not found: set TORCHGRADE_DATA to a folder "
-                    "holding cifar-10-batches-bin/ (nothing is downloaded at grading time)")
-    train_x, train_y = _read_cifar_bin(train_files)
-    test_x, test_y = _read_cifar_bin([root / "test_batch.bin"])
-    train_x, test_x = (train_x - CIFAR_MEAN) / CIFAR_STD, (test_x - CIFAR_MEAN) / CIFAR_STD
-    args = (int(budget["img_size"]), int(budget["patch_size"]), 3, 10, int(budget["embed_dim"]),
-            int(budget["depth"]), int(budget["num_heads"]))
-    model = student.VisionTransformer(*args, mlp_ratio=float(budget["mlp_ratio"])).to(device)
+    accuracy bar on the CIFAR-10 test set. Reads $TORCHGRADE_DATA/cifar-10-batches-bin, and
+    without it trains on generated find_object images, where the rollout must also land on
+    the object."""
+    lab = _lab_data(budget)
+    table, classes = lab["table"], lab["classes"]
+    (train_x, train_y), (test_x, test_y) = lab["train"], lab["test"]
+    seed = int(table["seed"])
+    args = (int(table["img_size"]), int(table["patch_size"]), 3, classes,
+            int(table["embed_dim"]), int(table["depth"]), int(table["num_heads"]))
+    torch.manual_seed(seed)
+    init = reference.VisionTransformer(*args, mlp_ratio=float(table["mlp_ratio"]))
+    model = student.VisionTransformer(*args, mlp_ratio=float(table["mlp_ratio"]))
+    _load_into(model, init.state_dict(), "VisionTransformer")
+    model = model.to(device)
     trained = student.train_vit(model, train_x.to(device), train_y.to(device),
-                                epochs=int(budget["epochs"]),
-                                batch_size=int(budget["batch_size"]), lr=float(budget["lr"]),
-                                weight_decay=float(budget["weight_decay"]), augment=True,
-                                generator=torch.Generator(device).manual_seed(
-                                    int(budget["seed"])))
+                                epochs=int(table["epochs"]),
+                                batch_size=int(table["batch_size"]), lr=float(table["lr"]),
+                                weight_decay=float(table["weight_decay"]),
+                                augment=bool(table.get("augment", True)),
+                                generator=torch.Generator(device).manual_seed(seed))
     if not hasattr(trained, "type_name"):
         fail("train_vit must return the trained model.", expected="an nn.Module",
              got=type(trained).__name__)
     trained.eval()
-    correct = 0
-    for start in range(0, len(test_y), 1000):
-        logits = student.call(trained, test_x[start:start + 1000].to(device), _no_grad=True)
-        correct += int((logits.argmax(1).cpu() == test_y[start:start + 1000]).sum())
-    accuracy = correct / len(test_y)
-    if accuracy < float(budget["min_accuracy"]):
-        fail("ViT-Tiny does not reach the lab's bar on CIFAR-10.",
-             expected=f"test accuracy >= {float(budget['min_accuracy']):.2f}",
-             got=f"{accuracy:.3f}", hint="random crops and flips, AdamW with weight decay and "
-             "a cosine schedule; see the handout")
+    chunk = int(table.get("eval_batch", 1000))
+    correct, hits = 0, 0
+    for start in range(0, len(test_y), chunk):
+        x, y = test_x[start:start + chunk].to(device), test_y[start:start + chunk]
+        if lab["positions"] is None:
+            logits = student.call(trained, x, _no_grad=True)
+        else:
+            logits, atts = _pair(student.call(trained, x, return_attention=True,
+                                              _no_grad=True), "the trained model")
+            rollout = student.attention_rollout(list(atts))
+            expect_shape(rollout, (len(y), args[0] // args[1], args[0] // args[1]),
+                         what="attention_rollout of the trained model")
+            hits += int((rollout.flatten(1).argmax(1).cpu()
+                         == lab["positions"][start:start + chunk]).sum())
+        expect_shape(logits, (len(y), classes), what="the trained model's logits")
+        correct += int((logits.argmax(1).cpu() == y).sum())
+    accuracy, floor = correct / len(test_y), float(table["min_accuracy"])
+    measured("test accuracy", accuracy, floor, better="higher", data=lab["data"],
+             chance=round(1 / classes, 4))
+    if lab["positions"] is not None:
+        measured("rollout hit rate", hits / len(test_y), float(table["min_hit_rate"]),
+                 better="higher", data=lab["data"])
+    if accuracy < floor:
+        fail("ViT-Tiny does not reach the lab's bar.",
+             expected=f"test accuracy >= {floor:.2f} on {lab['data']} (chance "
+             f"{1 / classes:.2f})", got=f"{accuracy:.3f}", hint="random crops and flips, "
+             "AdamW with weight decay and a cosine schedule; see the handout")
+    if lab["positions"] is not None and hits / len(test_y) < float(table["min_hit_rate"]):
+        fail("the rollout of the trained ViT does not land on the object.",
+             expected=f"the arg-max patch on the object for >= "
+             f"{float(table['min_hit_rate']):.0%} of the images",
+             got=f"{hits / len(test_y):.1%} (accuracy {accuracy:.3f})",
+             hint="check attention_rollout against the closed forms: (W + I) / 2, "
+             "R = A_L ... A_1, CLS row over the patch columns")

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from torchgrade.course.wgan import ToyCritic
+from torchgrade.course.wgan import ConstantGenerator, FixedSampler, LinearCritic, ToyCritic
 
 SEED = 20261101
 CRITIC = {"hidden": 16, "depth": 2}
@@ -37,4 +37,23 @@ def build(reference: Any) -> dict[str, dict[str, Any]]:
     case["critic_loss"] = reference.critic_loss(critic, real, fake, 10.0,
                                                 torch.Generator().manual_seed(SEED + 2)).detach()
     case["generator_loss"] = reference.generator_loss(critic, fake).detach()
-    return {"losses": case}
+    return {"losses": case, "training": training_case(reference)}
+
+
+TRAINING = {"steps": 2, "n_critic": 3, "lr": 0.01, "batch_size": 4, "latent_dim": 2}
+
+
+def training_case(reference: Any) -> dict[str, Any]:
+    """A 2-step run that no random draw changes (a constant generator, fixed data, a linear
+    critic whose penalty ignores eps), both modules given in eval mode."""
+    g = torch.Generator().manual_seed(SEED + 3)
+    point, data = torch.randn(3, generator=g), torch.randn(4, 3, generator=g) + 1.0
+    w = 0.3 * torch.randn(3, generator=g)
+    gen, critic = ConstantGenerator(point).eval(), LinearCritic(w).eval()
+    history = reference.train_wgan_gp(gen, critic, FixedSampler(data), **TRAINING,
+                                      generator_rng=torch.Generator().manual_seed(SEED + 4))
+    case: dict[str, Any] = {"point": point, "data": data, "w": w, "seed": SEED + 4,
+                            "kwargs": TRAINING}
+    case.update({f"history.{k}": torch.tensor(v, dtype=torch.float64)
+                 for k, v in history.items()})
+    return case

@@ -20,10 +20,7 @@ interpolates, which WGAN-GP holds near 1 and a BCE GAN or a broken penalty does 
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
-import pytest
 import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -37,6 +34,7 @@ from torchgrade.checks import (
     expect_scalar,
     expect_tensor,
     fail,
+    measured,
 )
 from torchgrade.course import wgan
 
@@ -92,7 +90,8 @@ def _public_critic(student, case):
     return remote
 
 
-@check(points=5, kind="value", visibility="public", catches=f"{PER_SAMPLE}; or {DRAW}")
+@check(points=5, kind="value", visibility="public", catches=f"{PER_SAMPLE}; or {DRAW}",
+       rules=("gp.eps-draw", "gp.per-sample", "gp.formula", "gp.requires-grad"))
 def test_gradient_penalty_public(student, fixture_case):
     """gradient_penalty of a small ReLU critic on [6, 2] points, with a seeded generator."""
     case = fixture_case("losses")
@@ -106,7 +105,8 @@ def test_gradient_penalty_public(student, fixture_case):
                   "lambda * mean((|grad|_2 per sample - 1)**2)")
 
 
-@check(points=5, kind="value", visibility="public", catches=SIGNS)
+@check(points=5, kind="value", visibility="public", catches=SIGNS,
+       rules=("loss.critic", "loss.generator"))
 def test_losses_public(student, fixture_case):
     """critic_loss and generator_loss of the same critic match the reference."""
     case = fixture_case("losses")
@@ -122,8 +122,86 @@ def test_losses_public(student, fixture_case):
                   atol=1e-6, hint="-mean D(fake)")
 
 
+def _student_critic(student):
+    critic = student.Critic()
+    if not hasattr(critic, "type_name"):
+        fail("Critic() must build an nn.Module.", expected="a module",
+             got=type(critic).__name__)
+    return critic
+
+
+@check(points=2, kind="shape", visibility="public", catches="the course text's discriminator "
+       "kept (a Sigmoid or BatchNorm layer), other layers than the contract's, or an output "
+       "that is not [B, 1]", rules=("critic.layers", "critic.no-sigmoid", "critic.no-batchnorm"))
+def test_critic_public(student):
+    """Critic() maps [4, 1, 28, 28] to [4, 1] scores with the contract's layers: two convs and
+    a linear layer, no Sigmoid, no BatchNorm."""
+    critic = _student_critic(student)
+    kinds = student.construct(f"{COURSE}:module_kinds", critic)
+    banned = sorted(k for k in kinds if "Sigmoid" in k or "BatchNorm" in k)
+    if banned:
+        fail("the critic holds layers a WGAN-GP critic does not have.", expected="no Sigmoid, "
+             "no BatchNorm", got=", ".join(banned), hint="drop the course text's nn.Sigmoid "
+             "and nn.BatchNorm2d")
+    shapes = sorted(list(v.shape) for v in critic.state_dict().values())
+    want = sorted([[64, 1, 4, 4], [64], [128, 64, 4, 4], [128], [1, 128 * 7 * 7], [1]])
+    if shapes != want:
+        fail("the critic's parameters are not the contract's layers.", expected=f"parameter "
+             f"shapes {want}", got=str(shapes), hint="Conv2d(1, 64, 4, 2, 1) -> LeakyReLU(0.2) "
+             "-> Conv2d(64, 128, 4, 2, 1) -> LeakyReLU(0.2) -> Flatten -> Linear(128*7*7, 1)")
+    out = student.call(critic, torch.randn(4, 1, 28, 28, generator=_gen(3)), _no_grad=True)
+    expect_answer(out, shape=(4, 1), what="Critic()(x [4, 1, 28, 28])")
+
+
+@check(points=2, kind="value", visibility="public", catches="a history other than the "
+       "contract's (keys, one value per generator step, means over the n_critic updates, "
+       "values before each update), or the modules left in train mode",
+       rules=("train.loop", "train.history", "train.modes"))
+def test_train_wgan_gp_public(student, fixture_case):
+    """A 2-step run with a constant generator, fixed data and a linear critic, both in eval
+    mode, gives the reference's history and leaves both modules in eval mode."""
+    case = fixture_case("training")
+    gen = student.construct(f"{COURSE}:ConstantGenerator", case["point"])
+    critic = student.construct(f"{COURSE}:LinearCritic", case["w"])
+    sampler = student.construct(f"{COURSE}:FixedSampler", case["data"])
+    gen.eval()
+    critic.eval()
+    got = student.train_wgan_gp(gen, critic, sampler, **case["kwargs"],
+                                generator_rng=_gen(case["seed"]))
+    want = {k.removeprefix("history."): v for k, v in case.items() if k.startswith("history.")}
+    check_history(got, want, steps=case["kwargs"]["steps"])
+    for name, module in (("generator", gen), ("critic", critic)):
+        if module.training is not False:
+            fail(f"train_wgan_gp left the {name} in train mode.", expected="both modules back "
+                 "in the mode they came in (eval here)", got=f"the {name} in train mode",
+                 hint="was = module.training; module.train(); ...; module.train(was)")
+
+
+def check_history(got, want: dict, steps: int) -> None:
+    """``got`` is train_wgan_gp's history: the keys of ``want``, ``steps`` numbers each, close
+    to ``want``'s."""
+    if not isinstance(got, dict) or any(k not in got for k in want):
+        fail("train_wgan_gp must return the history dict.", expected=f"keys {sorted(want)}",
+             got=type(got).__name__ if not isinstance(got, dict) else f"keys {sorted(got)}")
+    for key, expected in want.items():
+        values = got[key]
+        if not isinstance(values, list | tuple) or len(values) != steps:
+            fail(f"history[{key!r}] must hold one value per generator step.",
+                 expected=f"a list of {steps} numbers", got=repr(type(values).__name__))
+        try:
+            series = torch.tensor([float(v) for v in values], dtype=torch.float64)
+        except (TypeError, ValueError):
+            fail(f"history[{key!r}] must hold numbers.", expected="floats", got="other values")
+        expect_tensor(series, torch.as_tensor(expected, dtype=torch.float64),
+                      what=f"history[{key!r}]", rtol=1e-4, atol=1e-5,
+                      hint="per generator step: the mean over its n_critic critic updates of "
+                      "each value before the update; wasserstein_estimate = mean D(real) - "
+                      "mean D(fake); one Adam per network with lr and betas")
+
+
 @check(points=3, kind="robustness", visibility="public",
-       catches="no ValueError for mismatched real/fake or a negative lambda_gp")
+       catches="no ValueError for mismatched real/fake or a negative lambda_gp",
+       rules=("conv.names-argument", "args.same-shape", "args.lambda"))
 def test_bad_arguments_public(student):
     """Mismatched real and fake, and a negative lambda_gp, raise ValueError naming them."""
     critic = student.construct(f"{COURSE}:HalfSquareCritic")
@@ -137,7 +215,8 @@ def test_bad_arguments_public(student):
 
 # -- hidden checks: the penalty in closed form ---------------------------------------------------
 @check(points=7, kind="value", catches=f"{PER_SAMPLE}; a squared norm, a missing '- 1', a sum "
-       "instead of the batch mean, or lambda_gp ignored")
+       "instead of the batch mean, or lambda_gp ignored",
+       rules=("gp.formula", "gp.per-sample", "gp.shapes", "gp.requires-grad"))
 def test_linear_critic_closed_form(student):
     """For D(x) = w.x + b the penalty is lambda (|w| - 1)^2, for points and for images."""
     for shape, scale, lam, seed in (((5, 3), 0.4, 10.0, 1), ((4, 1, 4, 4), 0.1, 10.0, 2),
@@ -153,7 +232,7 @@ def test_linear_critic_closed_form(student):
                      hint="every interpolate has gradient w: the norm per sample is |w|")
 
 
-@check(points=7, kind="value", catches=PER_SAMPLE)
+@check(points=7, kind="value", catches=PER_SAMPLE, rules=("gp.per-sample", "gp.shapes"))
 def test_half_square_per_sample(student):
     """For D(x) = |x|^2/2 and real == fake the gradient at x_i is x_i: the penalty is
     lambda mean_i (|x_i| - 1)^2, which a norm over the whole batch does not give."""
@@ -169,7 +248,7 @@ def test_half_square_per_sample(student):
                      "non-batch dims")
 
 
-@check(points=8, kind="value", catches=CREATE_GRAPH)
+@check(points=8, kind="value", catches=CREATE_GRAPH, rules=("gp.create-graph",))
 def test_penalty_reaches_critic_weights(student, reference):
     """The penalty back-propagates into the critic: for a linear critic d GP / d w is
     2 lambda (|w| - 1) w / |w|, and a ReLU critic's weight gradients equal the reference's
@@ -203,7 +282,7 @@ def test_penalty_reaches_critic_weights(student, reference):
                       rtol=1e-6, atol=1e-9)
 
 
-@check(points=7, kind="value", catches=DRAW)
+@check(points=7, kind="value", catches=DRAW, rules=("gp.eps-draw", "gp.shapes"))
 def test_eps_draw_matches_reference(student, reference):
     """With a seeded generator the penalty equals the reference's: points (a ReLU critic,
     float32 and float64) and images (|x|^2/2 with real != fake, whose gradient is x_hat)."""
@@ -230,7 +309,8 @@ def test_eps_draw_matches_reference(student, reference):
 
 
 @check(points=4, kind="value", catches="fake detached (or x_hat rebuilt from detached inputs) "
-       "inside gradient_penalty: the contract leaves detaching to the caller")
+       "inside gradient_penalty: the contract leaves detaching to the caller",
+       rules=("gp.no-detach",))
 def test_penalty_keeps_fake_in_the_graph(student, reference):
     """gradient_penalty itself does not detach fake: with real == fake = x the gradients
     w.r.t. real and fake are eps * g and (1 - eps) * g, so both exist and their sum is the
@@ -257,7 +337,7 @@ def test_penalty_keeps_fake_in_the_graph(student, reference):
 
 # -- hidden checks: the losses -------------------------------------------------------------------
 @check(points=6, kind="value", catches=f"{SIGNS}; the penalty missing from critic_loss, or its "
-       "lambda_gp or generator not passed on")
+       "lambda_gp or generator not passed on", rules=("loss.critic",))
 def test_critic_loss_matches_reference(student, reference):
     """critic_loss equals the reference on points and images, with seeded generators."""
     for shape, lam, seed in (((8, 2), 10.0, 41), ((5, 2), 0.5, 42)):
@@ -279,7 +359,8 @@ def test_critic_loss_matches_reference(student, reference):
 
 
 @check(points=5, kind="value", catches="fake not detached in critic_loss (the critic's loss "
-       "would train the generator too), or a critic_loss cut off from the critic")
+       "would train the generator too), or a critic_loss cut off from the critic",
+       rules=("loss.critic-detaches", "loss.scalar"))
 def test_critic_loss_detaches_fake(student):
     """critic_loss sends no gradient to fake, and its gradient w.r.t. a linear critic's w is
     mean(fake) - mean(real) + 2 lambda (|w| - 1) w / |w| (no eps in it)."""
@@ -308,7 +389,7 @@ def test_critic_loss_detaches_fake(student):
 
 
 @check(points=5, kind="value", catches=f"{SIGNS}; or fake detached in generator_loss (the "
-       "generator gets no gradient)")
+       "generator gets no gradient)", rules=("loss.generator", "loss.scalar"))
 def test_generator_loss(student, reference):
     """generator_loss = -mean D(fake), with the reference's gradient w.r.t. fake."""
     local, remote = _toy_pair(student, 61)
@@ -340,7 +421,8 @@ def _shapes(draw):
     return (b, *rest)
 
 
-@check(points=6, kind="invariant", catches=f"{PER_SAMPLE}; or lambda_gp not a plain factor")
+@check(points=6, kind="invariant", catches=f"{PER_SAMPLE}; or lambda_gp not a plain factor",
+       rules=("gp.formula", "gp.per-sample", "gp.shapes", "loss.critic", "loss.scalar"))
 @given(shape=_shapes(), lam=st.floats(0.0, 50.0), seed=st.integers(0, 2**31 - 1))
 @example(shape=(1, 3), lam=10.0, seed=0)
 @example(shape=(4, 1, 2, 2), lam=0.0, seed=1)
@@ -370,16 +452,9 @@ def test_penalty_invariants(student, shape, lam, seed):
 
 
 # -- hidden checks: the critic -------------------------------------------------------------------
-def _student_critic(student):
-    critic = student.Critic()
-    if not hasattr(critic, "type_name"):
-        fail("Critic() must build an nn.Module.", expected="a module",
-             got=type(critic).__name__)
-    return critic
-
-
-@check(points=6, kind="shape", catches="the course text's discriminator kept: a Sigmoid "
-       "output or BatchNorm layers in the critic, or an output not [B, 1]")
+@check(points=4, kind="shape", catches="the course text's discriminator kept: a Sigmoid "
+       "output or BatchNorm layers in the critic, or an output not [B, 1]",
+       rules=("critic.layers", "critic.no-sigmoid", "critic.no-batchnorm"))
 def test_critic_structure(student):
     """Critic maps [B, 1, 28, 28] to [B, 1] and holds no Sigmoid and no BatchNorm layer."""
     critic = _student_critic(student)
@@ -395,7 +470,8 @@ def test_critic_structure(student):
 
 
 @check(points=5, kind="invariant", catches="a critic squashed into [0, 1] (torch.sigmoid in "
-       "forward) or whose scores depend on the rest of the batch (batch statistics)")
+       "forward) or whose scores depend on the rest of the batch (batch statistics)",
+       rules=("critic.no-sigmoid", "critic.no-batchnorm"))
 def test_critic_is_unbounded_and_per_sample(student):
     """In train mode each sample's score ignores the rest of the batch, and scores are not
     confined to [0, 1]."""
@@ -425,7 +501,9 @@ def test_critic_is_unbounded_and_per_sample(student):
 
 # -- hidden checks: arguments and in-place edits ------------------------------------------------
 @check(points=3, kind="robustness", catches="missing validation of ranks, lambda_gp and the "
-       "training loop's arguments")
+       "training loop's arguments",
+       rules=("conv.names-argument", "args.batch", "args.lambda", "args.same-shape",
+              "train.positive-ints", "train.lr"))
 def test_bad_arguments_hidden(student):
     """1-D inputs, NaN lambda_gp, and non-positive steps, n_critic or batch_size."""
     square = student.construct(f"{COURSE}:HalfSquareCritic")
@@ -437,10 +515,14 @@ def test_bad_arguments_hidden(student):
         student.gradient_penalty(square, torch.randn(4, 2), torch.randn(4, 2), math.nan)
     with expect_raises("ValueError", what="generator_loss with 1-D fake", mentions="fake"):
         student.generator_loss(square, torch.randn(4))
+    with expect_raises("ValueError", what="critic_loss with real [4, 2] and fake [4, 3]",
+                       mentions="fake"):
+        student.critic_loss(square, torch.randn(4, 2), torch.randn(4, 3))
     gen = student.construct(f"{COURSE}:ToyGenerator", 2, 8, 1)
     critic = student.construct(f"{COURSE}:ToyCritic", 8, 1)
     sampler = student.construct(f"{COURSE}:RingSampler")
-    for name, value in (("steps", 0), ("n_critic", 0), ("batch_size", -2), ("lr", 0.0)):
+    for name, value in (("steps", 0), ("n_critic", 0), ("batch_size", -2), ("lr", 0.0),
+                        ("latent_dim", 0)):
         kwargs = {"steps": 1, "latent_dim": 2, name: value}
         with expect_raises("ValueError", what=f"train_wgan_gp with {name}={value}",
                            mentions=name):
@@ -448,7 +530,7 @@ def test_bad_arguments_hidden(student):
 
 
 @check(points=2, kind="robustness", catches="editing inputs in place (real.requires_grad_(), "
-       "fake.detach_(), interpolating into real)")
+       "fake.detach_(), interpolating into real)", rules=("conv.no-inplace",))
 def test_does_not_modify_inputs(student):
     """gradient_penalty, critic_loss and generator_loss leave their inputs unchanged, and
     answer: a finite loss that differs between two batches (a function that returns nothing,
@@ -470,9 +552,6 @@ def test_does_not_modify_inputs(student):
 
 
 # -- hidden checks: the training loop's history --------------------------------------------------
-HISTORY = ("critic_loss", "gradient_penalty", "wasserstein_estimate", "generator_loss")
-
-
 def history_setup():
     """A run whose history does not depend on any random draw: a constant generator, a fixed
     batch of data and a linear critic (whose penalty ignores eps)."""
@@ -481,9 +560,10 @@ def history_setup():
             "w": 0.3 * torch.randn(3, generator=g)}
 
 
-@check(points=6, kind="value", catches="a history other than the contract's (values not "
+@check(points=4, kind="value", catches="a history other than the contract's (values not "
        "averaged over the n_critic updates, W estimate with the wrong sign, missing keys), "
-       "Adam's betas or lr ignored, or n_critic not honoured")
+       "Adam's betas or lr ignored, or n_critic not honoured",
+       rules=("train.loop", "train.history"))
 def test_training_history_matches_reference(student, reference):
     """A 3-step run (n_critic=2, betas=(0.5, 0.9)) with a constant generator, fixed data and a
     linear critic gives the reference's history."""
@@ -498,24 +578,7 @@ def test_training_history_matches_reference(student, reference):
     critic = student.construct(f"{COURSE}:LinearCritic", setup["w"])
     sampler = student.construct(f"{COURSE}:FixedSampler", setup["data"])
     got = student.train_wgan_gp(gen, critic, sampler, **kwargs, generator_rng=_gen(72))
-    if not isinstance(got, dict) or any(k not in got for k in HISTORY):
-        fail("train_wgan_gp must return the history dict.", expected=f"keys {list(HISTORY)}",
-             got=type(got).__name__ if not isinstance(got, dict) else f"keys {sorted(got)}")
-    for key in HISTORY:
-        values = got[key]
-        if not isinstance(values, list | tuple) or len(values) != 3:
-            fail(f"history[{key!r}] must hold one value per generator step.",
-                 expected="a list of 3 numbers", got=repr(type(values).__name__))
-        try:
-            series = torch.tensor([float(v) for v in values], dtype=torch.float64)
-        except (TypeError, ValueError):
-            fail(f"history[{key!r}] must hold numbers.", expected="floats",
-                 got="other values")
-        expect_tensor(series, torch.tensor(want[key], dtype=torch.float64),
-                      what=f"history[{key!r}]", rtol=1e-4, atol=1e-5,
-                      hint="per generator step: the mean over its n_critic critic updates of "
-                      "each value before the update; wasserstein_estimate = mean D(real) - "
-                      "mean D(fake); one Adam per network with lr and betas")
+    check_history(got, want, steps=3)
 
 
 # -- training: the randomised ring of Gaussians --------------------------------------------------
@@ -634,7 +697,8 @@ def judge_ring(scores: dict, budget: dict) -> None:
              "one (mean D(fake) - mean D(real) + penalty), not a BCE")
 
 
-@check(points=10, kind="training", timeout=600, profiles=("cpu",), catches=TRAINING_CATCHES)
+@check(points=10, kind="training", timeout=600, profiles=("cpu",), catches=TRAINING_CATCHES,
+       rules=("train.ring", "train.sample-real"))
 def test_ring_training(student, budget):
     """The course's toy pair trained by train_wgan_gp on a randomised ring of Gaussians: the
     generator puts a fair share of its samples on the ring's modes (more than one mode
@@ -643,29 +707,21 @@ def test_ring_training(student, budget):
 
 
 # -- GPU profile: the course's MNIST GAN -------------------------------------------------------
-def read_mnist(root: Path) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """MNIST's training images [N, 28, 28] uint8 and labels from idx files (gzipped or not)."""
-    import gzip
+def gpu_digits(budget: dict) -> tuple[dict, torch.Tensor, torch.Tensor, str]:
+    """The GPU check's table, digits ``uint8 [n_train, 28, 28]`` and labels: MNIST where
+    $TORCHGRADE_DATA has it (``[profiles.gpu.mnist]`` over ``[profiles.gpu]``), else the
+    course's generated digits (torchgrade.course.digits; no download)."""
+    from torchgrade.course import datasets
+    from torchgrade.course.digits import make_digits
 
-    import numpy as np
-
-    def find(stem: str) -> Path | None:
-        for base in (root, root / "raw"):
-            for name in (stem, stem + ".gz"):
-                if (base / name).is_file():
-                    return base / name
-        return None
-
-    img_path, lab_path = find("train-images-idx3-ubyte"), find("train-labels-idx1-ubyte")
-    if img_path is None or lab_path is None:
-        return None
-
-    def read(path: Path) -> bytes:
-        return gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-
-    images = np.frombuffer(read(img_path), dtype=np.uint8, offset=16).reshape(-1, 28, 28)
-    labels = np.frombuffer(read(lab_path), dtype=np.uint8, offset=8)
-    return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
+    real = datasets.read_mnist()
+    table = {k: v for k, v in budget.items() if not isinstance(v, dict)}
+    if real is not None:
+        table |= budget.get("mnist", {})
+        n = int(table["n_train"])
+        return table, real[0][:n], real[1][:n], "MNIST ($TORCHGRADE_DATA)"
+    images, labels = make_digits(int(table["n_train"]), seed=int(table["data_seed"]))
+    return table, images, labels, "generated digits 28x28"
 
 
 def digit_classifier(images: torch.Tensor, labels: torch.Tensor, device: str,
@@ -690,45 +746,80 @@ def digit_classifier(images: torch.Tensor, labels: torch.Tensor, device: str,
     return net.eval()
 
 
-@check(points=10, kind="training", timeout=3000, profiles=("gpu",), catches=TRAINING_CATCHES)
+@check(points=10, kind="training", timeout=3000, profiles=("gpu",), catches=TRAINING_CATCHES,
+       rules=("train.mnist",))
 def test_mnist_wgan_gp_gpu(student, budget, device):
     """The course's MNIST generator and the student's Critic, trained by train_wgan_gp, make
-    confident digits of all ten classes. Reads $TORCHGRADE_DATA/MNIST (idx files)."""
-    data = os.environ.get("TORCHGRADE_DATA")
-    loaded = read_mnist(Path(data) / "MNIST") if data else None
-    if loaded is None:
-        pytest.skip("MNIST not found: set TORCHGRADE_DATA to a folder holding MNIST/ (or "
-                    "MNIST/raw/) with train-images-idx3-ubyte and train-labels-idx1-ubyte, "
-                    "gzipped or not (nothing is downloaded at grading time)")
-    images, labels = loaded
-    seed, latent = int(budget["seed"]), int(budget["latent_dim"])
+    confident digits of all ten classes. Reads $TORCHGRADE_DATA/MNIST (idx files), and without
+    it trains on the course's generated digits; a small CNN trained here on the same digits
+    judges the samples, and the critic's input-gradient norms at interpolates of real and
+    generated digits must be held near 1."""
+    table, images, labels, data = gpu_digits(budget)
+    seed, latent = int(table["seed"]), int(table["latent_dim"])
     torch.manual_seed(seed)
     g_local = wgan.MnistGenerator(latent)
     gen = student.construct(f"{COURSE}:MnistGenerator", latent)
     gen.load_state_dict({k: v.clone() for k, v in g_local.state_dict().items()})
     gen = gen.to(device)
     critic = _student_critic(student).to(device)
-    n_train = int(budget["n_train"])
-    sampler = student.construct(f"{COURSE}:TensorSampler", images[:n_train].unsqueeze(1), seed,
-                                device)
-    student.train_wgan_gp(gen, critic, sampler, steps=int(budget["steps"]),
-                          n_critic=int(budget["n_critic"]), lr=float(budget["lr"]),
-                          batch_size=int(budget["batch_size"]), latent_dim=latent,
+    sampler = student.construct(f"{COURSE}:TensorSampler", images.unsqueeze(1), seed, device)
+    student.train_wgan_gp(gen, critic, sampler, steps=int(table["steps"]),
+                          n_critic=int(table["n_critic"]), lr=float(table["lr"]),
+                          batch_size=int(table["batch_size"]), latent_dim=latent,
                           generator_rng=torch.Generator(device).manual_seed(seed))
     g_local.load_state_dict({k: v.detach().cpu() for k, v in gen.state_dict().items()})
     g_local = g_local.to(device).eval()
-    judge = digit_classifier(images, labels, device, int(budget["classifier_epochs"]))
+    judge = digit_classifier(images, labels, device, int(table["classifier_epochs"]))
     with torch.no_grad():
-        z = torch.randn(int(budget["n_eval"]), latent, generator=_gen(seed + 1)).to(device)
-        probs = torch.softmax(judge(g_local(z)), dim=1).cpu()
-    confident = probs.max(dim=1).values >= float(budget["min_confidence"])
+        z = torch.randn(int(table["n_eval"]), latent, generator=_gen(seed + 1)).to(device)
+        fake = g_local(z)
+        probs = torch.softmax(judge(fake), dim=1).cpu()
+    lipschitz, median = _critic_norms(student, critic, images, fake.cpu(), table, device)
+    confident = probs.max(dim=1).values >= float(table["min_confidence"])
     counts = torch.bincount(probs.argmax(dim=1)[confident], minlength=10).double()
     fair = len(probs) / 10
-    covered = int((counts >= float(budget["min_share"]) * fair).sum())
-    share = float(confident.double().mean())
-    if covered < 10 or share < float(budget["min_confident"]):
-        fail("the MNIST generator trained by your train_wgan_gp does not make confident "
+    covered = int((counts >= float(table["min_share"]) * fair).sum())
+    share = float(confident.double().mean()) if bool(probs.isfinite().all()) else 0.0
+    need_covered, need_share = int(table.get("min_covered", 10)), float(table["min_confident"])
+    measured("confident samples", share, need_share, better="higher", data=data)
+    measured("digits covered", covered, need_covered, better="higher", data=data)
+    lo, hi = (float(b) for b in table["lipschitz_band"])
+    need_l = float(table["min_lipschitz"])
+    measured(f"critic gradient norms in [{lo:g}, {hi:g}]", lipschitz, need_l, better="higher",
+             data=data, median_norm=median)
+    if covered < need_covered or share < need_share:
+        fail("the digit generator trained by your train_wgan_gp does not make confident "
              "digits of every class.",
-             expected=f"10 digits covered, >= {float(budget['min_confident']):.0%} confident "
-             "samples", got=f"{covered} digits covered, {share:.1%} confident",
+             expected=f"{need_covered} digits covered, >= {need_share:.0%} confident samples "
+             f"({data})", got=f"{covered} digits covered, {share:.1%} confident",
              hint="check the critic (no Sigmoid, no BatchNorm) and the penalty first")
+    if lipschitz < need_l:
+        fail("the critic trained by your train_wgan_gp is not a WGAN-GP critic: its gradient "
+             "norm at interpolates of real and generated digits is not held near 1.",
+             expected=f">= {need_l:.0%} of the gradient norms within [{lo:g}, {hi:g}]",
+             got=f"{lipschitz:.1%} within, median norm {median:.3g}",
+             hint="the penalty must be lambda_gp * mean((|grad|_2 - 1)^2) with the norm per "
+             "sample and create_graph=True")
+
+
+def _critic_norms(student, critic, images: torch.Tensor, fake: torch.Tensor, table: dict,
+                  device: str) -> tuple[float, float]:
+    """The share of the student's critic's input-gradient norms, at random interpolates of
+    real digits and ``fake``, within ``lipschitz_band`` (0 when any is not finite), and their
+    median; computed in the worker (``student.grad``), compared here."""
+    seed, n = int(table["seed"]), len(fake)
+    pick = torch.randperm(len(images), generator=_gen(seed + 2))[:n]
+    real = images[pick].unsqueeze(1).float() / 127.5 - 1.0  # [n, 1, 28, 28] in [-1, 1]
+    eps = torch.rand(n, 1, 1, 1, generator=_gen(seed + 3))
+    x_hat = eps * real + (1 - eps) * fake
+    out = student.grad(critic, x_hat.to(device), wrt=(0,))
+    grad = out.grads[0] if out.grads else None
+    if not isinstance(grad, torch.Tensor) or tuple(grad.shape) != tuple(x_hat.shape):
+        fail("the trained critic gives no gradient with respect to its input.",
+             expected=f"a gradient of shape {list(x_hat.shape)}", got=type(grad).__name__,
+             hint="the critic must be differentiable in its input (no .detach() in forward)")
+    norms = grad.detach().to("cpu", torch.float64).flatten(1).norm(dim=1)
+    lo, hi = (float(b) for b in table["lipschitz_band"])
+    if not bool(norms.isfinite().all()):
+        return 0.0, float("inf")
+    return float(((norms >= lo) & (norms <= hi)).double().mean()), float(norms.median())

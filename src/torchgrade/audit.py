@@ -8,6 +8,9 @@ Before a grader is released, course staff need evidence, not hope:
   top-level function returns None, a NaN tensor, a 0-dim zero or its first argument) score
   zero; a point for one is a check whose property any constant satisfies, passing without
   evidence of a real answer;
+- **traceable**: every rule the handout states (``torchgrade.contract``: ``[area.what]`` ids)
+  is pinned by a check naming it (``@check(rules=...)``); a rule no check names is a problem,
+  and the checks that name no rule are listed;
 - **sharp**: each known mistake in ``examples/<name>/`` (its ``about.toml`` says which checks
   must catch it and which must not be affected) loses points where it should, and mutants of the
   reference (``torchgrade.mutate``) are caught; the ones that survive are listed as possible
@@ -34,6 +37,7 @@ from typing import Any, Literal
 
 from torchgrade.assignment import Assignment, AssignmentError
 from torchgrade.batch import grade_batch
+from torchgrade.contract import RuleRow, rule_table
 from torchgrade.mutate import Mutant, generate_mutants
 from torchgrade.report import Report, atomic_write_text
 from torchgrade.runner import Options
@@ -117,6 +121,10 @@ class AuditResult:
     max_score: float
     duration_s: float
     twins: tuple[TwinResult, ...] = ()
+    # The handout's rules and the checks that pin each (torchgrade.contract.rule_table), and
+    # the checks that name no rule.
+    rules: tuple[RuleRow, ...] = ()
+    unpinned_checks: tuple[str, ...] = ()
     schema: str = SCHEMA
 
     @property
@@ -273,6 +281,31 @@ def _judge_example(name: str, spec: dict[str, Any], report: Report,
     return Finding(subject, "ok", summary)
 
 
+def _judge_rules(rows: tuple[RuleRow, ...], unpinned: tuple[str, ...]) -> Finding:
+    """Every rule of the handout must be pinned by a check; checks pinning none are listed."""
+    loose = f"; checks that name no rule: {', '.join(unpinned)}" if unpinned else ""
+    untested = [r.id for r in rows if not r.checks]
+    if untested:
+        return Finding("rules", "problem", f"{len(untested)} of {len(rows)} rules are pinned by "
+                       f"no check: {', '.join(untested)} (name them in a check's "
+                       f"rules=...){loose}")
+    local = sum(r.public for r in rows)
+    return Finding("rules", "ok", f"each of {len(rows)} rules is pinned by a check ({local} by "
+                   f"a public one){loose}")
+
+
+def _rules_of(assignment: Assignment) -> tuple[tuple[RuleRow, ...], tuple[str, ...]]:
+    """The rule table, or nothing for an assignment without a marked reference and handout
+    source (its stub and handout are written by hand)."""
+    from torchgrade.markers import has_markers
+
+    handout = assignment.root / "solutions" / assignment.name / "handout.md"
+    if not handout.is_file() or not has_markers(
+            assignment.solution_file.read_text(encoding="utf-8")):
+        return (), ()
+    return rule_table(assignment)
+
+
 def _judge_determinism(runs: list[dict[str, Report]]) -> list[Finding]:
     findings = []
     for student in sorted(runs[0]):
@@ -374,6 +407,9 @@ def run_audit(assignment: Assignment, out_dir: Path, options: AuditOptions = Aud
         findings.append(Finding("examples", "problem",
                                 f"examples/{assignment.name}/ has no example mistakes"))
     findings += _judge_determinism(runs) if options.repeats > 1 else []
+    rules, unpinned = _rules_of(assignment)
+    if rules:
+        findings.append(_judge_rules(rules, unpinned))
     result = AuditResult(
         assignment=assignment.name, grader_version=assignment.version,
         options=dataclasses.asdict(options) | {"mutants_generated": len(mutants),
@@ -381,7 +417,8 @@ def run_audit(assignment: Assignment, out_dir: Path, options: AuditOptions = Aud
         findings=tuple(findings), mutants=tuple(mutant_results), timings=_timings(runs),
         scores={s: [run[s].score for run in runs] for s in known},
         max_score=first["reference"].max_score, duration_s=round(time.monotonic() - started, 1),
-        twins=tuple(_twin_result(t, first[t.student]) for t in twins))
+        twins=tuple(_twin_result(t, first[t.student]) for t in twins), rules=rules,
+        unpinned_checks=unpinned)
     write_audit(result, out_dir, mutants, twins)
     return result
 

@@ -34,7 +34,8 @@ class GraderConfigError(ValueError):
 
 
 def check(*, points: float, kind: str, visibility: str = "hidden", timeout: float | None = None,
-          profiles: tuple[str, ...] = ("cpu", "gpu"), catches: str = "") -> Any:
+          profiles: tuple[str, ...] = ("cpu", "gpu"), catches: str = "",
+          rules: tuple[str, ...] = ()) -> Any:
     """Mark a test as a graded check.
 
     points: what the check is worth. kind: shape | value | invariant | training | robustness.
@@ -42,7 +43,9 @@ def check(*, points: float, kind: str, visibility: str = "hidden", timeout: floa
     timeout: the check's budget in CPU seconds of the student's code (default: the rubric's
     ``check_timeout_s``); a busy machine never uses it up (``torchgrade.cputime``).
     profiles: the profiles the check runs in. catches: the mistake it is designed to catch,
-    shown to the student when it fails.
+    shown to the student when it fails. rules: the ids of the handout's rules the check pins
+    (``("loss.no-removed",)``, a literal tuple: ``torchgrade.contract`` reads it from the
+    grader's source for the audit's rule table).
     """
     if not (isinstance(points, int | float) and points > 0):
         raise GraderConfigError(f"points must be a positive number, got {points!r}")
@@ -52,9 +55,15 @@ def check(*, points: float, kind: str, visibility: str = "hidden", timeout: floa
         raise GraderConfigError(f"visibility must be one of {VISIBILITIES}, got {visibility!r}")
     if timeout is not None and timeout <= 0:
         raise GraderConfigError(f"timeout must be positive, got {timeout!r}")
+    from torchgrade.contract import RULE
+
+    if isinstance(rules, str) or not all(isinstance(r, str) and RULE.fullmatch(f"[{r}]")
+                                         for r in rules):
+        raise GraderConfigError(f"rules must be a tuple of rule ids like 'loss.no-removed', "
+                                f"got {rules!r}")
     return pytest.mark.torchgrade_check(points=float(points), kind=kind, visibility=visibility,
                                         timeout=timeout, profiles=tuple(profiles),
-                                        catches=catches)
+                                        catches=catches, rules=tuple(rules))
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@
     torchgrade nbgrader release NAME ...    staff: grades and feedback into an nbgrader course
     torchgrade similarity NAME SUBMISSIONS  staff: which submissions are too alike (offline)
     torchgrade export NAME --reports R ...  staff: grades into Canvas's or Moodle's gradebook
+    torchgrade gpu-check [--smoke]          staff: prove the GPU checks on a machine with CUDA
 
 Exit status: 0 success (for ``check``: every public check passed; for ``audit``: the grader
 is fair), 1 checks failed (or the audit found a problem),
@@ -29,7 +30,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from torchgrade import __version__, nbcode
+from torchgrade import __version__, isolation, nbcode
 from torchgrade.assignment import AssignmentError, available, find_root, load
 from torchgrade.isolation import docker
 from torchgrade.profiles import PROFILES
@@ -328,7 +329,51 @@ def _parser() -> argparse.ArgumentParser:
                      "feedback pages, but do not run release_feedback")
     _similarity_parser(sub)
     _export_parser(sub)
+    _gpu_check_parser(sub)
     return parser
+
+
+def _gpu_check_parser(sub: argparse._SubParsersAction) -> None:
+    gc = sub.add_parser(
+        "gpu-check", help="prove the GPU checks on a machine with CUDA (or --smoke on a CPU)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.dedent("""\
+            On a machine with CUDA, grade under --profile gpu, as students are graded, each
+            assignment's GPU checks (those declared for the gpu profile alone) on:
+              reference        must pass them
+              stub             must fail them
+              wrong example    the rubric's [profiles.gpu] check_example: must fail them
+            Prints per check the metric, its threshold, the wall-clock and CPU seconds, and
+            writes them to benchmarks/gpu-<date>.json (--out). Without CUDA it says so and
+            exits 2 having graded nothing. --smoke grades the same under gpu_smoke (the GPU
+            checks on the CPU at the rubric's tiny sizes, as CI does). --seeds calibrates:
+            each offset shifts every seed of the gpu tables and grades the reference and the
+            wrong example again. Exit status 0 when every verdict holds, 1 otherwise.
+            Requirements and timings: benchmarks/gpu_check.md."""),
+        epilog=textwrap.dedent("""\
+            examples:
+              torchgrade gpu-check                         # on a GPU machine: all assignments
+              make gpu-check                               # the same, installing torchgrade first
+              torchgrade gpu-check --smoke --jobs 2        # anywhere: the same path on the CPU
+              torchgrade gpu-check --assignment vit_attention --seeds 0 1 2   # calibrate
+            """))
+    gc.add_argument("--smoke", action="store_true", help="grade under gpu_smoke (on the CPU, "
+                    "the rubrics' [profiles.gpu_smoke] sizes) instead of gpu")
+    gc.add_argument("--assignment", action="append", default=[], metavar="NAME",
+                    help="only this assignment (repeatable; default: every assignment with "
+                    "GPU checks)")
+    gc.add_argument("--jobs", "-j", type=int, default=None, help="gradings at once (default: "
+                    "3 on a GPU, all sharing it; the CPU cores with --smoke)")
+    gc.add_argument("--seeds", type=int, nargs="+", default=[0], metavar="OFFSET",
+                    help="seed offsets to grade (default 0: the rubrics' own seeds); more "
+                    "than one calibrates (the stub is graded at the first only)")
+    gc.add_argument("--all-checks", action="store_true", help="grade every check of the "
+                    "profile, not only the GPU checks (a whole grading per submission)")
+    gc.add_argument("--sandbox", choices=("auto", "bwrap", "none"), default="auto",
+                    help="worker isolation, as for grade (auto: bubblewrap where it works, "
+                    "else rlimits only, as the reports then say)")
+    gc.add_argument("--out", type=Path, help="the JSON written (default: "
+                    "benchmarks/gpu-<date>.json, gpu_smoke-<date>.json with --smoke)")
 
 
 def _similarity_parser(sub: argparse._SubParsersAction) -> None:
@@ -455,6 +500,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise UsageError(f"{file} is neither a Python file (.py) nor a notebook (.ipynb)")
     print(f"torchgrade {__version__}: public checks of {assignment.name} on {file}",
           flush=True)
+    print(isolation.describe(args.sandbox), flush=True)  # once: the checks are the same anyway
     opts = Options(profile=args.profile, visibility="public", sandbox=args.sandbox,
                    worker_template=not args.fresh_workers)
     report = grade_submission(assignment, file, "you", opts)
@@ -746,6 +792,12 @@ def cmd_author_build(args: argparse.Namespace) -> int:
         print(f"removed {rel} (nothing generates it)")
     print(f"{len(result.written)} file(s) written, {len(result.plan.files) - len(result.written)}"
           f" already up to date ({', '.join(result.plan.assignments) or 'no assignment'})")
+    for problem in result.plan.problems:  # handout, stub and public checks disagree
+        print(f"contract: {problem}", file=sys.stderr)
+    if result.plan.problems:
+        print(f"{len(result.plan.problems)} contract problem(s): handout, stub and public checks "
+              "must state one contract (torchgrade.contract)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -806,6 +858,43 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0 if result.fair else 1
 
 
+def cmd_gpu_check(args: argparse.Namespace) -> int:
+    from torchgrade import gpu_check
+
+    root = _root(args)
+    missing = gpu_check.missing_modules()
+    if missing:
+        raise UsageError(f"gpu-check needs {', '.join(missing)}, not installed for "
+                         f"{sys.executable} (benchmarks/gpu_check.md)")
+    jobs = args.jobs or (max(1, os.cpu_count() or 1) if args.smoke else 3)
+    if jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    try:
+        result = gpu_check.run(root, smoke=args.smoke, names=args.assignment, jobs=jobs,
+                               seeds=args.seeds, sandbox=args.sandbox,
+                               all_checks=args.all_checks,
+                               log=lambda line: print(line, flush=True))
+    except gpu_check.NoCuda as exc:
+        print(f"torchgrade gpu-check: no CUDA here: {exc}.\nNothing was graded. Run it on a "
+              "machine with an NVIDIA GPU (benchmarks/gpu_check.md), or `torchgrade gpu-check "
+              "--smoke` for the same gradings on the CPU at smoke sizes.", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    print()
+    for line in gpu_check.table_lines(result):
+        print(line)
+    for name, why in result.skipped:
+        print(f"note: {name}: {why}")
+    out = args.out or gpu_check.default_path(root, result.profile)
+    gpu_check.write_json(result, out)
+    bad = sum(r.verdict != "ok" for r in result.rows)
+    print(f"\n{'all verdicts hold' if result.ok else f'{bad} verdict(s) do not hold'}: "
+          f"{len(result.rows)} row(s), {result.duration_s:.0f} s on "
+          f"{result.environment['device']}\nwritten: {out}")
+    return 0 if result.ok else 1
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     root = _root(args)
     for name in available(root):
@@ -863,7 +952,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = {"check": cmd_check, "grade": cmd_grade, "author": cmd_author,
                "audit": cmd_audit, "list": cmd_list, "docker": cmd_docker,
                "nbgrader": cmd_nbgrader, "similarity": cmd_similarity,
-               "export": cmd_export}[args.command]
+               "export": cmd_export, "gpu-check": cmd_gpu_check}[args.command]
     try:
         _docker_ready(args)
         return handler(args)

@@ -39,17 +39,19 @@ import dataclasses
 import re
 import textwrap
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from torchgrade.assignment import Assignment
+if TYPE_CHECKING:
+    from torchgrade.assignment import Assignment
 
 RULE = re.compile(r"\[([a-z][a-z0-9-]*(?:\.[a-z0-9-]+)+)\]")
 API_MARKER = "<!-- torchgrade:api -->"
 # Put on the line before a ```python block of a handout that is deliberately not runnable on
 # its own (tests/test_handout_snippets.py runs every other one against the reference).
 FRAGMENT_MARKER = "<!-- torchgrade:fragment -->"
-# Words that make a sentence a rule: such a sentence must carry a rule id.
-RULE_WORDS = re.compile(r"\b(must|raises?|raising)\b", re.IGNORECASE)
+# Words that make a sentence a rule: such a sentence must carry a rule id. An exception's
+# name counts ("ValueError naming the argument"), so that no error escapes the API reference.
+RULE_WORDS = re.compile(r"\b((?i:must|raises?|raising)|[A-Z]\w*Error)\b")
 # Methods that need no public check of their own: the class's being built and called is one.
 _IMPLIED = frozenset({"__init__", "forward", "__call__"})
 
@@ -80,6 +82,7 @@ class StubDef:
     raises: tuple[Raises, ...]
     written: bool  # the student writes it: the stub raises NotImplementedError in it
     params: tuple[tuple[str, str | None], ...]  # (name, default source) without self
+    bases: str = ""  # a class's base classes, as written
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,10 +140,10 @@ def stub_api(source: str) -> Api:
                 constants.append(Constant(names[0], ast.get_source_segment(source, node.value)
                                           or "", comment))
         elif isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
-            defs.append(_def(node, node.name, "function"))
+            defs.append(_def(node, node.name, "function", source))
             docstrings.append((node.name, ast.get_docstring(node) or ""))
         elif isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
-            methods = [_def(m, f"{node.name}.{m.name}", "method") for m in node.body
+            methods = [_def(m, f"{node.name}.{m.name}", "method", source) for m in node.body
                        if isinstance(m, ast.FunctionDef)
                        and (not m.name.startswith("_") or m.name == "__init__")]
             init = next((m for m in methods if m.name.endswith(".__init__")), None)
@@ -148,9 +151,7 @@ def stub_api(source: str) -> Api:
             signature = f"{node.name}({init.signature.split('(', 1)[1].split(') ->')[0]})" \
                 if init is not None else f"{node.name}()"
             defs.append(StubDef(
-                name=node.name, kind="class",
-                signature=f"class {node.name}" + (f"({bases})" if bases else "")
-                + (f": {signature}" if init is not None else ""),
+                name=node.name, kind="class", signature=signature, bases=bases,
                 summary=_summary(ast.get_docstring(node) or ""),
                 raises=_raises(ast.get_docstring(node) or "")
                 + (init.raises if init is not None else ()),
@@ -165,7 +166,32 @@ def stub_api(source: str) -> Api:
     return Api(ast.get_docstring(tree) or "", tuple(defs), tuple(constants), tuple(docstrings))
 
 
-def _def(node: ast.FunctionDef, name: str, kind: Literal["function", "method"]) -> StubDef:
+def _arglist(args: ast.arguments, source: str, *, method: bool) -> str:
+    """The parameters as written: ``x: Tensor, lr: float = 1e-4, *, steps: int``."""
+    def one(a: ast.arg, default: ast.expr | None) -> str:
+        text = a.arg + (f": {ast.unparse(a.annotation)}" if a.annotation is not None else "")
+        if default is not None:
+            value = ast.get_source_segment(source, default) or ast.unparse(default)
+            text += f" = {value}" if a.annotation is not None else f"={value}"
+        return text
+
+    positional = [*args.posonlyargs, *args.args]
+    defaults = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
+    parts = [one(a, d) for a, d in zip(positional, defaults, strict=True)]
+    if method and parts and positional[0].arg == "self":
+        parts = parts[1:]
+    if args.vararg is not None:
+        parts.append(f"*{args.vararg.arg}")
+    elif args.kwonlyargs:
+        parts.append("*")
+    parts += [one(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)]
+    if args.kwarg is not None:
+        parts.append(f"**{args.kwarg.arg}")
+    return ", ".join(parts)
+
+
+def _def(node: ast.FunctionDef, name: str, kind: Literal["function", "method"],
+         source: str) -> StubDef:
     args = node.args
     params: list[tuple[str, str | None]] = []
     positional = [*args.posonlyargs, *args.args]
@@ -176,11 +202,9 @@ def _def(node: ast.FunctionDef, name: str, kind: Literal["function", "method"]) 
         params.append((a.arg, ast.unparse(d) if d is not None else None))
     if kind == "method" and params and params[0][0] == "self":
         params = params[1:]
-    signature = ast.unparse(ast.FunctionDef(
-        name=name.rsplit(".", 1)[-1], args=node.args, body=[ast.Pass()], decorator_list=[],
-        returns=node.returns, type_params=[]))
-    signature = signature.removeprefix("def ").removesuffix(":\n    pass").replace(
-        "(self, ", "(").replace("(self)", "()")
+    arglist = _arglist(node.args, source, method=kind == "method")
+    signature = f"{name.rsplit('.', 1)[-1]}({arglist})" + (
+        f" -> {ast.unparse(node.returns)}" if node.returns is not None else "")
     written = any(isinstance(n, ast.Raise) and n.exc is not None and "NotImplementedError" in
                   ast.unparse(n.exc) for n in ast.walk(node))
     doc = ast.get_docstring(node) or ""
@@ -217,6 +241,24 @@ def _raises(doc: str) -> tuple[Raises, ...]:
     return tuple(out)
 
 
+def _malformed_raises(doc: str) -> list[str]:
+    """The entries of ``Raises:`` sections not written ``SomeError: the cases [ids]``."""
+    bad = []
+    lines = doc.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip() != "Raises:":
+            continue
+        first = _first_indent(lines, i)
+        for follow in lines[i + 1:]:
+            indent = len(follow) - len(follow.lstrip())
+            if not follow.strip() or indent <= len(line) - len(line.lstrip()):
+                break
+            if indent == first and not re.match(
+                    r"^\s*[A-Z]\w*(?:Error|Exception|Warning):\s", follow):
+                bad.append(follow.strip())
+    return bad
+
+
 def _first_indent(lines: list[str], header: int) -> int:
     nxt = lines[header + 1] if header + 1 < len(lines) else ""
     return len(nxt) - len(nxt.lstrip())
@@ -251,16 +293,55 @@ def api_reference(a: Assignment, api: Api) -> str:
                 for c in api.constants]
     for d in api.defs:
         if d.kind == "method":
-            out += ["", f"- `{d.signature}`" + (f": {d.summary}" if d.summary else "")]
-            out += [f"  Raises `{r.exception}`: {r.text}" for r in d.raises]
+            out += ["", _fill(f"- `{_wrap_signature(d.signature, 4)}`"
+                              + (f": {d.summary}" if d.summary else ""), "  ")]
+            out += [_fill(f"Raises `{r.exception}`: {r.text}", "  ", "  ") for r in d.raises]
             continue
-        out += ["", f"### `{d.name}`", "", f"`{d.signature}`"]
+        kind = f" (class, a subclass of `{d.bases}`)" if d.bases else \
+            " (class)" if d.kind == "class" else ""
+        out += ["", f"### `{d.name}`{kind}", "", f"`{_wrap_signature(d.signature, 1)}`"]
         if d.summary:
-            out += ["", d.summary]
-        out += [line for r in d.raises for line in ("", f"Raises `{r.exception}`: {r.text}")]
+            out += ["", _fill(d.summary)]
+        out += [line for r in d.raises
+                for line in ("", _fill(f"Raises `{r.exception}`: {r.text}"))]
         if d.kind == "class" and any(m.name.startswith(f"{d.name}.") for m in api.defs):
             out += ["", "Methods:"]
     return "\n".join(out).rstrip() + "\n"
+
+
+def _fill(text: str, indent: str = "", first: str = "") -> str:
+    return textwrap.fill(text, width=95, initial_indent=first, subsequent_indent=indent,
+                         break_on_hyphens=False, break_long_words=False)
+
+
+def _wrap_signature(signature: str, indent: int) -> str:
+    """A long signature broken after commas (a code span may span lines in markdown)."""
+    if len(signature) + indent + 2 <= 95:
+        return signature
+    lines, current = [], ""
+    for part in _split_args_keep(signature):
+        if current and len(current) + len(part) + indent + 2 > 95:
+            lines.append(current.rstrip())
+            current = "    "
+        current += part
+    lines.append(current)
+    return "\n".join(lines)
+
+
+def _split_args_keep(text: str) -> list[str]:
+    """``text`` cut after each top-level comma (the commas and spaces kept)."""
+    parts, depth, current = [], 0, ""
+    for ch in text:
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        current += ch
+        if ch == "," and depth == 1:
+            parts.append(current + " ")
+            current = ""
+        elif ch == " " and current == " ":
+            current = ""
+    parts.append(current)
+    return parts
 
 
 def render(a: Assignment, text: str, stub: str) -> str:
@@ -268,6 +349,15 @@ def render(a: Assignment, text: str, stub: str) -> str:
     if API_MARKER not in text:
         return text
     return text.replace(API_MARKER, api_reference(a, stub_api(stub)).rstrip())
+
+
+def handout(a: Assignment, stub: str | None = None) -> str:
+    """The handout students get, from its source: the table of training-check budgets
+    (``torchgrade.budgets``) and the API reference put in place of their markers."""
+    from torchgrade import budgets
+
+    text = budgets.render_handout(a, handout_source(a).read_text(encoding="utf-8"))
+    return render(a, text, stub if stub is not None else stub_text(a))
 
 
 def _prose(markdown: str) -> list[tuple[str, str]]:
@@ -313,9 +403,27 @@ def _rules_in(text: str) -> list[tuple[str, str]]:
     for heading, block in _prose(text):
         del heading
         for sentence in _sentences(block):
-            for m in RULE.finditer(sentence):
-                found.append((m[1], _clean(sentence)))
+            start = 0
+            for m in _tags(sentence):
+                part = _clause(sentence[start:m.start()])
+                # A tag right after another (or after a stub of a clause) shares its sentence.
+                found.append((m[1], _clean(part if len(part) >= 25 else sentence)))
+                start = m.end()
     return found
+
+
+def _tags(text: str) -> list[re.Match]:
+    """The rule tags of ``text``, leaving out those inside code spans (a tag quoted as an
+    example, like `[area.what]`, states no rule)."""
+    spans = [m.span() for m in re.finditer(r"`[^`]*`", text)]
+    return [m for m in RULE.finditer(text)
+            if not any(a <= m.start() < b for a, b in spans)]
+
+
+def _clause(text: str) -> str:
+    """The words a tag closes: what follows the previous tag, without the joining words."""
+    text = re.sub(r"^[\s,;:.)]+", "", text)
+    return re.sub(r"^(and|or|then|but)\s+", "", text).strip()
 
 
 def _clean(sentence: str) -> str:
@@ -332,11 +440,11 @@ def _untagged(text: str, where: str) -> list[str]:
         if block.lstrip().startswith("|"):
             continue  # a table row: names and summaries
         bullet = bool(re.match(r"^([-*]|\d+\.)\s", block))
-        if bullet and "convention" in heading.lower() and not RULE.search(block):
+        if bullet and "convention" in heading.lower() and not _tags(block):
             out.append(f"{where}: a convention without a rule id: {_short(block)!r}")
             continue
         for sentence in _sentences(block):
-            if RULE_WORDS.search(sentence) and not RULE.search(sentence):
+            if RULE_WORDS.search(sentence) and not _tags(sentence):
                 out.append(f"{where}: a rule without an id (tag it like [area.what]): "
                            f"{_short(sentence)!r}")
     return out
@@ -356,12 +464,14 @@ def _signature_drift(text: str, api: Api) -> list[str]:
         if not block.lstrip().startswith("|"):
             continue
         for span in re.findall(r"`([^`]+)`", block):
-            m = re.match(r"^(?:class\s+)?([A-Za-z_][\w.]*)\((.*)\)(?:\s*->.*)?$", span)
-            if m is None or m[1] not in params:
+            m = re.match(r"^([A-Za-z_][\w.]*)\(", span)  # not `class X(Base)`
+            inside = _balanced(span[m.end():]) if m is not None else None
+            if m is None or inside is None or m[1] not in params:
                 continue
             known = dict(params[m[1]])
-            for arg in _split_args(m[2]):
+            for arg in _split_args(inside):
                 name, _, default = (p.strip() for p in arg.partition("="))
+                name = name.split(":", 1)[0].strip()  # `t: int` names t
                 if name in ("*", "…", "...", "") or name.startswith("*"):
                     continue
                 if name not in known:
@@ -372,6 +482,17 @@ def _signature_drift(text: str, api: Api) -> list[str]:
                     out.append(f"handout: `{span}` gives {name} the default {default}, the "
                                f"stub {known[name]}")
     return out
+
+
+def _balanced(text: str) -> str | None:
+    """What comes before the parenthesis closing an opened one (None: it never closes)."""
+    depth = 1
+    for i, ch in enumerate(text):
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        if depth == 0:
+            return text[:i]
+    return None
 
 
 def _split_args(text: str) -> list[str]:
@@ -441,7 +562,7 @@ def public_names(a: Assignment) -> set[str]:
             if isinstance(node, ast.Attribute):
                 names.add(node.attr)
             elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-                names.add(node.value)
+                names |= {node.value, *node.value.split(".")}  # "Class.method" names both
     return names
 
 
@@ -500,6 +621,9 @@ def problems(a: Assignment, handout: str | None = None, stub: str | None = None)
                                f"{_short(case.strip())!r}")
                 in_raises |= set(tags)
     for where, doc in api.docstrings:
+        for entry in _malformed_raises(doc):
+            out.append(f"{where_s}: {where}'s Raises: entry is not 'SomeError: the cases "
+                       f"[rule.ids]': {_short(entry)!r}")
         body = _without_raises(doc)
         for problem in _untagged(body, f"the stub's {where} docstring"):
             out.append(f"{where_s}: {problem}")

@@ -3,7 +3,9 @@
 ``scan(tree, root)`` walks every file under ``tree`` and reports each finding with its file,
 line and what leaked, judged against the course at ``root``:
 
-- a file type outside the allow-list (Python, Markdown, TOML, YAML, safetensors, .gitignore);
+- a file type outside the allow-list (Python, Markdown, TOML, YAML, text, safetensors,
+  .gitignore, and the engine's wheel under ``vendor/``, whose members are scanned like files:
+  only the ``torchgrade`` package and its metadata may be in it);
 - a file of ``solutions/`` (same bytes) or a path through a ``solutions`` folder, and a
   ``fixture_cases.py`` (the fixture builder runs against the reference);
 - a solution line: each line between ``# BEGIN SOLUTION`` and ``# END SOLUTION`` of a marked
@@ -23,18 +25,21 @@ from __future__ import annotations
 import ast
 import dataclasses
 import hashlib
+import io
 import json
 import re
 import struct
+import zipfile
 from pathlib import Path
 
 from torchgrade.assignment import available, load
 from torchgrade.markers import has_markers, split_solution
 from torchgrade.public_grader import bound_names, check_visibility, split_grader
 
-ALLOWED_SUFFIXES = frozenset({".py", ".md", ".toml", ".yml", ".yaml", ".safetensors"})
+ALLOWED_SUFFIXES = frozenset({".py", ".md", ".toml", ".yml", ".yaml", ".txt", ".safetensors"})
 ALLOWED_NAMES = frozenset({".gitignore"})
-TEXT_SUFFIXES = frozenset({".py", ".md", ".toml", ".yml", ".yaml"}) | ALLOWED_NAMES
+TEXT_SUFFIXES = frozenset({".py", ".md", ".toml", ".yml", ".yaml", ".txt"}) | ALLOWED_NAMES
+WHEEL = re.compile(r"vendor/torchgrade-[^/]+-py3-none-any\.whl")  # torchgrade.engine_wheel
 MIN_LINE = 16  # shorter lines (`return x`, `)`, `"""`) are everywhere: not evidence of a leak
 
 
@@ -66,6 +71,9 @@ def scan(tree: Path, root: Path) -> list[Leak]:
         rel = path.relative_to(tree).as_posix()
         if "__pycache__" in path.parts:
             continue
+        if WHEEL.fullmatch(rel):
+            leaks += _scan_wheel(rel, path.read_bytes(), secrets, hidden_word)
+            continue
         if path.suffix not in ALLOWED_SUFFIXES and path.name not in ALLOWED_NAMES:
             leaks.append(Leak(rel, 0, f"file type not allowed in the template ({path.name})"))
             continue
@@ -82,15 +90,52 @@ def scan(tree: Path, root: Path) -> list[Leak]:
             continue
         if path.suffix not in TEXT_SUFFIXES and path.name not in ALLOWED_NAMES:
             continue
-        text = data.decode("utf-8", errors="replace")
-        for number, line in enumerate(text.splitlines(), start=1):
-            stripped = line.strip()
-            if stripped in secrets.lines:
-                leaks.append(Leak(rel, number, secrets.lines[stripped]))
-            if hidden_word is not None:
-                for m in hidden_word.finditer(line):
-                    leaks.append(Leak(rel, number, f"the name of hidden check {m[1]} "
-                                      f"({secrets.hidden_names[m[1]]})"))
+        leaks += _scan_text(rel, data, secrets, hidden_word)
+    return leaks
+
+
+def _scan_text(rel: str, data: bytes, secrets: _Secrets,
+               hidden_word: re.Pattern[str] | None) -> list[Leak]:
+    leaks = []
+    text = data.decode("utf-8", errors="replace")
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped in secrets.lines:
+            leaks.append(Leak(rel, number, secrets.lines[stripped]))
+        if hidden_word is not None:
+            for m in hidden_word.finditer(line):
+                leaks.append(Leak(rel, number, f"the name of hidden check {m[1]} "
+                                  f"({secrets.hidden_names[m[1]]})"))
+    return leaks
+
+
+def _scan_wheel(rel: str, data: bytes, secrets: _Secrets,
+                hidden_word: re.Pattern[str] | None) -> list[Leak]:
+    """The engine's wheel: nothing but the torchgrade package and its metadata, and no member
+    that is a solution file or names a hidden check."""
+    try:
+        wheel = zipfile.ZipFile(io.BytesIO(data))
+        members = [(info.filename, wheel.read(info)) for info in wheel.infolist()]
+    except (zipfile.BadZipFile, OSError) as exc:
+        return [Leak(rel, 0, f"not a readable wheel ({exc})")]
+    leaks = []
+    for name, member in members:
+        where = f"{rel}!{name}"
+        top = name.split("/", 1)[0]
+        if top != "torchgrade" and not re.fullmatch(r"torchgrade-[^/]+\.dist-info", top):
+            leaks.append(Leak(where, 0, "not part of the torchgrade package"))
+            continue
+        digest = hashlib.sha256(member).hexdigest()
+        if digest in secrets.solution_hashes:
+            leaks.append(Leak(where, 0, f"a copy of {secrets.solution_hashes[digest]}"))
+        # The engine is no secret (it is what every student runs), and shares many a line
+        # with the references (imports, tensor idioms): only hidden checks' names count here.
+        if hidden_word is not None:
+            text = member.decode("utf-8", errors="replace")
+            for number, line in enumerate(text.splitlines(), start=1):
+                leaks += [Leak(where, number, f"the name of hidden check {m[1]} "
+                               f"({secrets.hidden_names[m[1]]})")
+                          for m in hidden_word.finditer(line)]
     return leaks
 
 

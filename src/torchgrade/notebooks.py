@@ -10,7 +10,9 @@ and the grader's public checks::
 so ``cd notebooks && nbgrader generate_assignment <name>`` writes the student version to
 ``notebooks/release/<name>/``. The cells, in order:
 
-- the handout, one read-only (``locked``) markdown cell per ``## `` section;
+- the handout as students get it in the README (``torchgrade.contract.handout``: budget
+  table and API reference in place), one read-only (``locked``) markdown cell per ``## ``
+  section;
 - the code, one cell per top-level function or class (the imports and constants first, read
   only). Each ``SOLUTION`` block of the reference becomes an nbgrader solution region
   (``### BEGIN SOLUTION`` / ``### END SOLUTION``) in a solution cell; the student docstrings of
@@ -50,7 +52,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from torchgrade import nbcode
+from torchgrade import contract, nbcode
 from torchgrade.assignment import Assignment
 from torchgrade.markers import _MARKER, _parse_marker, _uncomment, split_solution
 from torchgrade.public_grader import split_grader
@@ -103,7 +105,7 @@ def notebook(a: Assignment) -> dict[str, Any]:
     source = a.solution_file.read_text(encoding="utf-8")
     rel = a.solution_file.relative_to(a.root)
     split_solution(source, rel)  # MarkerError, with file:line, for malformed markers
-    handout = (a.root / "solutions" / a.name / "handout.md").read_text(encoding="utf-8")
+    handout = contract.handout(a)  # as in the README: budgets and API reference in place
     checks = public_checks(a)
     cells = [_markdown(f"handout_{i}", text) for i, text in enumerate(_sections(handout), 1)]
     cells.append(_markdown("code_intro", _CODE_INTRO.format(module=a.module)))

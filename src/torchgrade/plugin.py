@@ -70,7 +70,8 @@ class Session:
             self.client = WorkerClient(
                 Path(submission), self.assignment.module, limits=limits,
                 mode=cfg.get("sandbox", "auto"), threads=self.threads,
-                gpu=profiles.uses_cuda(self.profile), import_timeout_s=self.assignment.import_timeout_s,
+                gpu=profiles.uses_cuda(self.profile),
+                import_timeout_s=self.assignment.import_timeout_s,
                 wall_factor=self.assignment.wall_factor,
                 wall_slack_s=self.assignment.wall_slack_s)
             if Path(submission).suffix == ".ipynb":  # the worker leaves exactly these out
@@ -304,6 +305,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     client = s.client
     info = {"sandbox": client.level if client else "", "worker_starts": client.starts
             if client else 0, "output": client.output.text() if client else "",
+            "course_output": client.course_output.text() if client else "",
             "budget_clock": describe_meter(client.meter) if client and client.starts else "",
             "submission_error": (client.unloadable or "") if client else s.missing_reason,
             # a notebook's cells run and left out (worker's claim, cleaned: only shown)

@@ -128,6 +128,33 @@ class OutputSink:
             return out
 
 
+class CourseOutput:
+    """The course's output the worker sent with its replies, capped (the worker's claim:
+    shown apart and labelled, never parsed)."""
+
+    CAP = 16 * 1024
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.size = 0
+        self.dropped = 0
+
+    def take(self, reply: Any) -> None:
+        text = reply.get("course_output") if isinstance(reply, dict) else None
+        if not isinstance(text, str) or not text:
+            return
+        room = max(self.CAP - self.size, 0)
+        self.parts.append(text[:room])
+        self.size += min(len(text), room)
+        self.dropped += max(len(text) - room, 0)
+
+    def text(self) -> str:
+        out = "".join(self.parts)
+        if self.dropped:
+            out += f"\n[torchgrade: {self.dropped} more characters dropped]"
+        return out
+
+
 class WorkerClient:
     """Owns at most one live worker for a submission and restarts it after a crash or hang."""
 
@@ -148,6 +175,9 @@ class WorkerClient:
         self.budget = self.new_budget(import_timeout_s)  # the current check's
         self.overloaded: MachineOverloaded | None = None  # the import ran out of wall time
         self.output = OutputSink(self.limits.output_kb * 1024)
+        # What course and library code printed in the worker, sent with its replies and kept
+        # apart from the student's output (torchgrade.worker_output); never parsed.
+        self.course_output = CourseOutput()
         self.level = ""
         self.info: dict[str, Any] = {}
         # A notebook's torchgrade cells (grade_id -> nbcode.digest), sent with the hello so
@@ -346,6 +376,7 @@ class WorkerClient:
             self.unloadable = f"the submission crashed while being imported: {exc}" + (
                 f"\nits last output:\n{said}" if said else "")
             raise SubmissionUnloadable(self.unloadable) from None
+        self.course_output.take(reply)
         if not isinstance(reply, dict) or not reply.get("ok"):
             err = reply.get("error", {}) if isinstance(reply, dict) else {}
             self.info = {"notebook": err.get("notebook")} if isinstance(err, dict) else {}
@@ -387,6 +418,7 @@ class WorkerClient:
         if not isinstance(reply, dict) or "ok" not in reply:
             self.stop()
             raise WorkerCrashed("the worker sent a reply without a status")
+        self.course_output.take(reply)
         if reply["ok"]:
             return reply.get("value")
         err = reply.get("error")

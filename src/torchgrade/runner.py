@@ -149,6 +149,10 @@ def grade_submission(assignment: Assignment, submission: Path | None, student: s
                 n: e["measured"] for n, e in outcomes.items() if e.get("measured")}) else {}) | (
             # a notebook: {"cells_run": [...], "cells_left_out": [{"cell", "why"}], "notes"}
             {"notebook": finished["notebook"]} if finished.get("notebook") else {}) | (
+            # what course and library code printed in the worker, apart from student_output
+            # (torchgrade.worker_output)
+            {"course_output": finished["course_output"]} if finished.get("course_output")
+            else {}) | (
             {"grader_log": grader_log} if not finished else {}),
     )
 

@@ -79,9 +79,12 @@ def _finite(value: object, name: str) -> float:
 
 
 def scale(x: Tensor, factor: float) -> Tensor:
-    """``x * factor``: a new tensor of ``x``'s shape, dtype and device (``x`` is not changed).
+    """``x * factor``: a new tensor of ``x``'s shape, dtype and device [scale.value]; ``x`` is
+    not changed [scale.no-inplace].
 
-    Raises ValueError naming ``factor`` when it is not a finite number.
+    Raises:
+        ValueError: ``factor`` is not a finite number, the message naming it
+            [scale.bad-factor].
     """
     # BEGIN SOLUTION
     return x * _finite(factor, "factor")
@@ -93,8 +96,20 @@ HANDOUT = """\
 # Assignment `NAME`
 
 Write `scale(x, factor)` in `NAME.py`: it returns `x * factor`, a new tensor of the input's
-shape, dtype and device, and raises `ValueError` (naming `factor`) when `factor` is not a
-finite number.
+shape, dtype and device [scale.value], and leaves `x` unchanged [scale.no-inplace]. Each rule
+carries an id in square brackets; the stub's docstring states the same ones, and each check
+names the rules it pins (see docs/writing-a-grader.md).
+
+```python
+>>> import torch
+>>> from NAME import scale
+>>> scale(torch.tensor([1.0, -2.0]), 3.0)
+tensor([ 3., -6.])
+```
+
+<!-- torchgrade:api -->
+
+## Checking your work
 
 Check your work with `torchgrade check NAME`: the public checks run in seconds. Hidden checks
 also grade your submission.
@@ -130,7 +145,8 @@ import torch
 from torchgrade.checks import check, expect_raises, expect_tensor
 
 
-@check(points=4, kind="value", visibility="public", catches="multiplying by something else")
+@check(points=4, kind="value", visibility="public", catches="multiplying by something else",
+       rules=("scale.value",))
 def test_scale_public(student, fixture_case):
     """scale(x, factor) matches the reference on the public fixture."""
     case = fixture_case("basic")
@@ -138,7 +154,8 @@ def test_scale_public(student, fixture_case):
     expect_tensor(got, case["expected"], what="scale(x, factor)")
 
 
-@check(points=4, kind="value", catches="a wrong result on inputs you have not seen")
+@check(points=4, kind="value", catches="a wrong result on inputs you have not seen",
+       rules=("scale.value", "scale.no-inplace"))
 def test_scale_matches_reference(student, reference):
     """scale(x, factor) matches the reference on hidden inputs, leaving x unchanged."""
     x = torch.linspace(-2, 2, 12, dtype=torch.float64).reshape(3, 4)
@@ -148,7 +165,8 @@ def test_scale_matches_reference(student, reference):
         raise AssertionError("scale changed its input in place")
 
 
-@check(points=2, kind="robustness", catches="accepting a factor that is not a finite number")
+@check(points=2, kind="robustness", catches="accepting a factor that is not a finite number",
+       rules=("scale.bad-factor",))
 def test_bad_factor(student):
     """scale raises ValueError naming factor when it is NaN."""
     with expect_raises("ValueError", what="scale(x, nan)", mentions="factor"):

@@ -6,8 +6,10 @@ grader's requests over two pipes given on the command line. Everything it sends 
 encoded by ``protocol.py``; objects that are not plain data stay here and are referred to by
 handle. Nothing in this process is trusted: the grader treats every answer as a claim to check.
 
-The student's own output (fd 1 and 2) goes to a separate pipe that the grader caps and never
-parses, so printing cannot forge a message.
+The student's own output goes to a separate pipe that the grader caps and never parses, so
+printing cannot forge a message. What course and library code print in here (FFmpeg on the
+grader's broken videos, a course model loading its weights) is kept apart from it and sent
+with each reply as the course's (``torchgrade.worker_output``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import types
 from typing import Any
 
 from torchgrade import nbcode, protocol
+from torchgrade.isolation.base import SANDBOX_DIR
+from torchgrade.worker_output import install as install_output
 
 # Factories the grader may ask the worker to construct: course code shipped with torchgrade
 # (small encoders, datasets), never anything from the grader or the reference.
@@ -74,6 +78,7 @@ class Worker:
         self.module: Any = None
         self.notebook: nbcode.Selection | None = None  # a notebook's cells (op_hello)
         self.handles = Handles()
+        self.course: Any = None  # worker_output.CourseLog: the course's output, kept apart
 
     # -- requests ---------------------------------------------------------------------------
     def op_hello(self, req: dict) -> Any:
@@ -174,7 +179,7 @@ class Worker:
             try:
                 if op is None:
                     raise ValueError(f"unknown op {req.get('op')!r}")
-                reply = {"ok": True, "value": op(req)}
+                reply = {"ok": True, "value": op(req)} | self._course_output()
                 frame = protocol.dumps(reply, self.handles.handle_for, self.max_reply_bytes)
             except BaseException as exc:  # noqa: BLE001 - every failure becomes a reply
                 if isinstance(exc, KeyboardInterrupt):
@@ -182,9 +187,13 @@ class Worker:
                 error = describe(exc, self.module_file)
                 if req.get("op") == "hello":  # which cells ran, for the import error
                     error |= self._notebook_summary()
-                frame = protocol.dumps({"ok": False, "error": error})
+                frame = protocol.dumps({"ok": False, "error": error} | self._course_output())
             tx.write(frame)
             tx.flush()
+
+    def _course_output(self) -> dict[str, str]:
+        text = self.course.drain() if self.course is not None else ""
+        return {"course_output": text} if text else {}
 
 
 def _get_arg(args: list, kwargs: dict, key: Any) -> Any:
@@ -297,6 +306,11 @@ def describe(exc: BaseException, module_file: str) -> dict[str, Any]:
     frames = traceback.extract_tb(exc.__traceback__)
     cells = f"{module_file} [cell "  # a notebook's cells (load_notebook)
     own = [f for f in frames if f.filename == module_file or f.filename.startswith(cells)]
+    # Shown where every sandbox puts it (/sandbox/<file>), so that feedback is the same
+    # whatever the isolation: without namespaces the file sits in a temporary folder.
+    shown = f"{SANDBOX_DIR}/{os.path.basename(module_file)}"
+    for f in own:
+        f.filename = shown + f.filename[len(module_file):]  # its lines were read already
     lines = traceback.format_list(own)
     text = "".join(lines)[-MAX_TRACEBACK_CHARS:]
     try:
@@ -323,8 +337,17 @@ def apply_limits(limits: dict[str, Any]) -> None:
         resource.RLIMIT_CORE: 0,
     }
     for res, value in wanted.items():
-        if value is not None:
-            resource.setrlimit(res, (int(value), int(value)))
+        if value is None:
+            continue
+        hard = resource.getrlimit(res)[1]  # never above it (that would be refused)
+        value = int(value) if hard == resource.RLIM_INFINITY else min(int(value), hard)
+        try:
+            resource.setrlimit(res, (value, value))
+        except (ValueError, OSError):
+            if sys.platform == "linux":
+                raise
+            # macOS refuses some (RLIMIT_AS on some versions): the others still apply, and
+            # the CPU budgets are measured from outside the worker anyway.
     # A file-size overrun should fail the write, not kill the worker silently.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     drop_to = limits.get("drop_to")
@@ -388,7 +411,11 @@ def run(module_name: str, module_file: str, rx_fd: int, tx_fd: int, threads: int
     seed_everything(0)
     reply_mb = limits.get("reply_mb")
     max_reply = int(reply_mb) * 1024 * 1024 if reply_mb else protocol.MAX_FRAME_BYTES
-    Worker(module_name, module_file, max_reply).serve(rx, tx)
+    worker = Worker(module_name, module_file, max_reply)
+    # From here on fd 1 and 2 are the course's; sys.stdout/stderr route the student's writes
+    # to the output pipe (torchgrade.worker_output).
+    worker.course = install_output(module_file)
+    worker.serve(rx, tx)
 
 if __name__ == "__main__":
     main()

@@ -18,6 +18,8 @@ from safetensors.torch import save_file
 
 from torchgrade.course.clip_ui import PAGE
 
+INDEX_FORMAT = "clip_search-index-v1"
+
 
 @dataclass(frozen=True)
 class SearchResult:
@@ -160,7 +162,7 @@ class CLIPImageSearchEngine:
 
     def save_index(self, path):
         save_file({"embeddings": self.vectors.contiguous()}, str(path),
-                  metadata={"paths": json.dumps(self.paths)})
+                  metadata={"format": INDEX_FORMAT, "paths": json.dumps(self.paths)})
 
     def load_index(self, path):
         with safe_open(str(path), "pt") as f:
@@ -187,7 +189,10 @@ def create_app(engine):
     def search(q: str = "", top_k: int = 5):
         if not q or top_k < 1:
             raise HTTPException(400, "need q and top_k >= 1")
-        return as_json(q, engine.search_by_text(q, top_k))
+        try:
+            return as_json(q, engine.search_by_text(q, top_k))
+        except RuntimeError as exc:  # the index is empty
+            raise HTTPException(409, str(exc)) from None
 
     @app.post("/api/search_image")
     async def search_image(request: Request):

@@ -15,6 +15,8 @@ from PIL import Image
 
 from torchgrade.course.clip_ui import PAGE
 
+INDEX_FORMAT = "clip_search-index-v1"
+
 
 @dataclass(frozen=True)
 class SearchResult:
@@ -183,7 +185,10 @@ def create_app(engine):
     def search(q: str = "", top_k: int = 5):
         if not q or top_k < 1:
             raise HTTPException(400, "need q and top_k >= 1")
-        return as_json(q, engine.search_by_text(q, top_k))
+        try:
+            return as_json(q, engine.search_by_text(q, top_k))
+        except RuntimeError as exc:  # the index is empty
+            raise HTTPException(409, str(exc)) from None
 
     @app.post("/api/search_image")
     async def search_image(request: Request):

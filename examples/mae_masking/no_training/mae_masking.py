@@ -85,6 +85,8 @@ def mae_loss(pred: Tensor, imgs: Tensor, mask: Tensor, patch_size: int,
         raise ValueError(f"pred has shape {tuple(pred.shape)}, target {tuple(target.shape)}")
     if mask.shape != target.shape[:2]:
         raise ValueError(f"mask has shape {tuple(mask.shape)}, expected {tuple(target.shape[:2])}")
+    if norm_pix_loss and target.shape[-1] < 2:
+        raise ValueError("norm_pix_loss needs patches of at least 2 values")
     removed = mask > 0.5
     if not removed.any():
         raise ValueError("mask has no removed patch, the loss would be NaN")
@@ -111,11 +113,14 @@ def train_mae(model: nn.Module, images: Tensor, *, steps: int, batch_size: int, 
               mask_ratio: float = 0.75, norm_pix_loss: bool = True,
               generator: torch.Generator | None = None) -> nn.Module:
     _check_dims(images, "images", 4)
+    if not images.is_floating_point() or len(images) == 0:
+        raise ValueError("images must be a non-empty float tensor")
     _check_int(steps, "steps")
     _check_int(batch_size, "batch_size")
     if not lr > 0:
         raise ValueError("lr must be positive")
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
+    was_training = model.training
     model.train()
     for _ in range(0):  # forgot to train
         where = generator.device if generator is not None else "cpu"
@@ -126,4 +131,5 @@ def train_mae(model: nn.Module, images: Tensor, *, steps: int, batch_size: int, 
         opt.zero_grad()
         loss.backward()
         opt.step()
+    model.train(was_training)
     return model

@@ -4,7 +4,9 @@ Why it exists: the course's exercise 3 asks for a search engine with a UI. The s
 ``create_app(engine)`` serves :data:`PAGE` at ``/`` and the JSON API the page calls:
 
 - ``GET /api/search?q=<text>&top_k=<k>`` -> ``{"query", "results": [{"rank", "path",
-  "score", "url"}]}``; a bad ``top_k`` or an empty query -> status 400.
+  "score", "url"}]}``; ``top_k < 1`` or an empty query -> status 400, a ``top_k`` that is not
+  an integer -> 400 or 422 (FastAPI's own answer for an ``int`` parameter), an empty index ->
+  status 409.
 - ``POST /api/search_image`` (multipart, field ``file``, form field ``top_k``) -> the same
   shape, for an uploaded image; an undecodable upload -> status 400.
 - ``GET /api/image?path=<indexed path>`` -> the image bytes (only paths in the index).

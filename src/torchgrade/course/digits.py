@@ -48,31 +48,25 @@ _STROKES: dict[int, list[Stroke]] = {
 }
 
 
-def _segments() -> tuple[Tensor, Tensor]:
-    """Every digit's strokes as line segments ``[10, K, 2, 2]`` (start, end), padded by
-    repeating its first segment, and its number of segments ``[10]``."""
-    per_digit = []
-    for d in range(10):
-        segs = [(a, b) for stroke in _STROKES[d] for a, b in zip(stroke[:-1], stroke[1:],
-                                                                  strict=True)]
-        per_digit.append(segs)
-    k = max(len(s) for s in per_digit)
-    table = torch.tensor([s + [s[0]] * (k - len(s)) for s in per_digit], dtype=torch.float32)
-    return table, torch.tensor([len(s) for s in per_digit])
+def _segments(digit: int) -> Tensor:
+    """A digit's strokes as line segments ``[K, 2 ends, 2 coords]``."""
+    return torch.tensor([(a, b) for stroke in _STROKES[digit]
+                         for a, b in zip(stroke[:-1], stroke[1:], strict=True)],
+                        dtype=torch.float32)
 
 
-_SEGMENTS, _COUNTS = _segments()
+_SEGMENTS = [_segments(d) for d in range(10)]
 
 
-def make_digits(n: int, *, seed: int, size: int = 28, chunk: int = 512) -> tuple[Tensor, Tensor]:
+def make_digits(n: int, *, seed: int, size: int = 28, chunk: int = 32) -> tuple[Tensor, Tensor]:
     """``n`` digit images ``uint8 [n, size, size]`` (white on black) and labels ``int64 [n]``.
 
     Labels are balanced (each digit ``n // 10`` or one more times, shuffled). Per image: a
-    smooth random warp of the strokes (up to ~5 % of the box), a slant and rotation of up to
-    ~15 degrees, a shear, a height of 55-75 % of ``size`` and a width of 45-80 % of the height,
-    a shift of up to 2 pixels from the centre, a pen 1.6-3.6 pixels wide and a peak brightness
-    of 200-255. ``chunk`` images are rendered at a time (memory only; the images do not
-    depend on it).
+    smooth random warp of the strokes (up to ~5 % of the box), a rotation of up to 15 degrees,
+    a shear (slant), a height of 50-68 % of ``size`` and a width of 45-80 % of the height, a
+    shift of up to 1.5 pixels from the centre (then whatever keeps the ink a pixel inside the
+    frame), a pen 1.6-3.6 pixels wide and a peak brightness of 200-255. ``chunk`` images are
+    rendered at a time (memory only; the images do not depend on it).
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
@@ -87,24 +81,26 @@ def make_digits(n: int, *, seed: int, size: int = 28, chunk: int = 512) -> tuple
     warp_phase = 2 * math.pi * torch.rand(n, 2, 2, generator=g)
     angle = math.radians(15) * (2 * torch.rand(n, generator=g) - 1)
     shear = 0.35 * (2 * torch.rand(n, generator=g) - 1)
-    height = size * (0.55 + 0.2 * torch.rand(n, generator=g))
+    height = size * (0.5 + 0.18 * torch.rand(n, generator=g))
     width = height * (0.45 + 0.35 * torch.rand(n, generator=g))
-    shift = 2.0 * (2 * torch.rand(n, 2, generator=g) - 1)
+    shift = 1.5 * (2 * torch.rand(n, 2, generator=g) - 1)
     pen = 0.8 + 1.0 * torch.rand(n, generator=g)  # half the pen's width, pixels
     peak = 200.0 + 55.0 * torch.rand(n, generator=g)
     draws = (warp_amp, warp_freq, warp_phase, angle, shear, height, width, shift, pen, peak)
     images = torch.empty(n, size, size, dtype=torch.uint8)
-    for start in range(0, n, chunk):
-        sl = slice(start, start + chunk)
-        images[sl] = _render(labels[sl], size, *(d[sl] for d in draws))
+    for digit in range(10):  # one digit at a time: each has its own number of segments
+        where = (labels == digit).nonzero().flatten()
+        for start in range(0, len(where), chunk):
+            idx = where[start:start + chunk]
+            images[idx] = _render(_SEGMENTS[digit], size, *(d[idx] for d in draws))
     return images, labels.to(torch.int64)
 
 
-def _render(labels: Tensor, size: int, warp_amp: Tensor, warp_freq: Tensor, warp_phase: Tensor,
-            angle: Tensor, shear: Tensor, height: Tensor, width: Tensor, shift: Tensor,
-            pen: Tensor, peak: Tensor) -> Tensor:
-    b = labels.shape[0]
-    pts = _SEGMENTS[labels]  # [B, K, 2 ends, 2 coords], unit box
+def _render(segments: Tensor, size: int, warp_amp: Tensor, warp_freq: Tensor,
+            warp_phase: Tensor, angle: Tensor, shear: Tensor, height: Tensor, width: Tensor,
+            shift: Tensor, pen: Tensor, peak: Tensor) -> Tensor:
+    b = angle.shape[0]
+    pts = segments.expand(b, *segments.shape)  # [B, K, 2 ends, 2 coords], unit box
     # A smooth warp: two sine waves per axis of the unit-box coordinates.
     waves = torch.einsum("bkec,bawc->bkeaw", pts, warp_freq)  # [B, K, 2, axis, wave]
     bend = warp_amp[:, None, None] * torch.sin(2 * math.pi * waves + warp_phase[:, None, None])
@@ -117,15 +113,31 @@ def _render(labels: Tensor, size: int, warp_amp: Tensor, warp_freq: Tensor, warp
     cx = size / 2 + shift[:, 0, None, None]
     cy = size / 2 + shift[:, 1, None, None]
     px, py = cx + cos * x - sin * y, cy + sin * x + cos * y  # [B, K, 2 ends]
+    # Moved back inside where a large, tilted digit would touch the frame (MNIST's never do).
+    reach = pen[:, None, None] + 0.5 + _MARGIN
+    px = px + _inside(px, reach, size)
+    py = py + _inside(py, reach, size)
     # Distance of every pixel centre to every segment; the nearest one sets the ink.
     coords = torch.arange(size, dtype=torch.float32) + 0.5
     gx = coords.repeat(size)  # [P], row-major: x varies fastest
     gy = coords.repeat_interleave(size)  # [P]
     ax, ay = px[..., 0, None], py[..., 0, None]  # [B, K, 1]
     dx, dy = px[..., 1, None] - ax, py[..., 1, None] - ay  # [B, K, 1]
-    length2 = (dx * dx + dy * dy).clamp_min(1e-6)
-    t = (((gx - ax) * dx + (gy - ay) * dy) / length2).clamp(0.0, 1.0)  # [B, K, P]
-    ex, ey = gx - (ax + t * dx), gy - (ay + t * dy)
-    dist = torch.sqrt(ex * ex + ey * ey).amin(dim=1)  # [B, P]
+    inv = 1.0 / (dx * dx + dy * dy).clamp_min(1e-6)
+    qx, qy = gx - ax, gy - ay  # [B, K, P]
+    t = ((qx * dx).add_(qy * dy)).mul_(inv).clamp_(0.0, 1.0)
+    ex, ey = qx.sub_(t * dx), qy.sub_(t.mul_(dy))
+    dist = (ex.mul_(ex).add_(ey.mul_(ey))).amin(dim=1).sqrt_()  # [B, P]
     ink = (pen[:, None] + 0.5 - dist).clamp(0.0, 1.0) * peak[:, None]
     return ink.round().to(torch.uint8).reshape(b, size, size)
+
+
+_MARGIN = 1.0  # pixels of background kept around every digit
+
+
+def _inside(coord: Tensor, reach: Tensor, size: int) -> Tensor:
+    """The shift ``[B, 1, 1]`` that keeps ``coord`` (``[B, K, 2]``) at least ``reach`` from
+    both borders (towards the middle where the digit is too large for both)."""
+    low = coord.amin(dim=(1, 2), keepdim=True) - reach  # [B, 1, 1]
+    high = coord.amax(dim=(1, 2), keepdim=True) + reach
+    return (-low).clamp_min(0.0) - (high - size).clamp_min(0.0)

@@ -196,6 +196,26 @@ class TinyMAE(nn.Module):
         return self.decoder_pred(self.decoder_norm(x))  # [N, L, p*p*C]
 
 
+class RecordingMAE(TinyMAE):
+    """A :class:`TinyMAE` that shows how it was trained, for the public check of
+    ``train_mae``: ``seen`` holds every batch of patches ``embed`` was given, in order (which
+    images the generator drew, step after step), and ``probe`` is a parameter whose gradient is
+    exactly zero, so that only the optimiser's weight decay moves it (AdamW with
+    ``weight_decay=0.05`` scales it by ``1 - lr * 0.05`` each step; Adam leaves it alone)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.probe = nn.Parameter(torch.ones(4))
+        self.seen: list[Tensor] = []
+
+    def embed(self, patches: Tensor) -> Tensor:
+        self.seen.append(patches.detach().clone())
+        return super().embed(patches)
+
+    def decode(self, tokens: Tensor) -> Tensor:
+        return super().decode(tokens) + 0.0 * self.probe.sum()  # a zero gradient, not None
+
+
 def digits(seed: int, n_test: int = 397) -> tuple[Tensor, Tensor]:
     """scikit-learn's bundled 8x8 digits (no download) as ``[N, 1, 8, 8]`` float32 in [0, 1].
 

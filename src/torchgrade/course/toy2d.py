@@ -112,10 +112,16 @@ def toy_data(n: int, seed: int) -> Tensor:
 class NoisePredictor(nn.Module):
     """A small MLP ``eps(x_t [B, D], t [B] long) -> [B, D]`` with sinusoidal time features.
 
-    ``dim = 2`` for the toy data; the gpu profile uses ``dim = 784`` (flattened MNIST).
+    ``dim = 2`` for the toy data; the gpu profile uses ``dim = 784`` (flattened digits), with
+    ``skip``: a learned, time-dependent multiple of ``x_t`` added to the output. Near t = T the
+    right answer is about ``x_t`` itself, an identity that an MLP narrower than its input cannot
+    represent: without the skip, a 64-wide MLP on 28 x 28 digits stayed at an error of 0.95
+    (that of predicting 0) after 1500 steps, and its samples were no better than the untrained
+    model's; with it, 300 steps brought them to a third of the untrained model's distance.
     """
 
-    def __init__(self, num_timesteps: int, hidden: int = 128, dim: int = 2) -> None:
+    def __init__(self, num_timesteps: int, hidden: int = 128, dim: int = 2,
+                 skip: bool = False) -> None:
         super().__init__()
         self.num_timesteps = int(num_timesteps)
         self.net = nn.Sequential(
@@ -124,6 +130,8 @@ class NoisePredictor(nn.Module):
             nn.Linear(hidden, hidden), nn.SiLU(),
             nn.Linear(hidden, dim),
         )
+        # Built after `net`, so that `net` is initialised alike with or without it.
+        self.skip = nn.Linear(TIME_FEATURES, 1) if skip else None
 
     def time_features(self, t: Tensor) -> Tensor:
         u = t.float()[:, None] / self.num_timesteps  # [B, 1] in [0, 1)
@@ -132,13 +140,17 @@ class NoisePredictor(nn.Module):
         return torch.cat([angles.sin(), angles.cos()], dim=1)  # [B, F]
 
     def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
-        h = torch.cat([x_t.float(), self.time_features(t)], dim=1)  # [B, 2 + F]
-        return self.net(h).to(x_t.dtype)
+        features = self.time_features(t)  # [B, F]
+        h = torch.cat([x_t.float(), features], dim=1)  # [B, D + F]
+        out = self.net(h)  # [B, D]
+        if self.skip is not None:
+            out = out + self.skip(features) * x_t.float()  # [B, 1] * [B, D]
+        return out.to(x_t.dtype)
 
 
 def train_noise_predictor(data: Tensor, alphas_cumprod: Tensor, *, steps: int,
                           batch_size: int, lr: float, seed: int,
-                          hidden: int = 128) -> NoisePredictor:
+                          hidden: int = 128, skip: bool = False) -> NoisePredictor:
     """A NoisePredictor trained on ``data [N, D]`` with the simple loss ``|eps - model|^2``.
 
     Ho et al.'s algorithm 1 with Adam and a cosine learning-rate decay; every batch, timestep
@@ -149,7 +161,7 @@ def train_noise_predictor(data: Tensor, alphas_cumprod: Tensor, *, steps: int,
     abar = alphas_cumprod.detach().to(device=device, dtype=torch.float32)
     total = int(abar.shape[0])
     torch.manual_seed(int(seed))
-    model = NoisePredictor(total, int(hidden), int(data.shape[1])).to(device)
+    model = NoisePredictor(total, int(hidden), int(data.shape[1]), bool(skip)).to(device)
     g = torch.Generator(device=device).manual_seed(int(seed))
     opt = torch.optim.Adam(model.parameters(), lr=float(lr))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(int(steps), 1))

@@ -238,13 +238,17 @@ def clip_plan(seed: int, n_action: int = 8, frames: int = 16, size: int = 32) ->
                  "zero_frames.mp4"):
         plan.append({"name": name, "kind": "broken"})
     plan.append({"name": "missing.mp4", "kind": "missing"})
+    # One frame: no keyframe (frame 0 has no predecessor). Last, so that the items above keep
+    # their random draws.
+    plan.append({"name": "single.mp4", "kind": "single", "label": "static",
+                 "seed": int(rng.integers(1000)), "frames": 1, "size": size})
     return plan
 
 
 def plan_frames(item: dict) -> np.ndarray | None:
     """The RGB frames of one playable plan item (before encoding), else None."""
     size = int(item.get("size", 32))
-    if item["kind"] == "action":
+    if item["kind"] in ("action", "single"):
         return render_clip(item["label"], item["seed"], item["frames"], size, size)
     if item["kind"] == "cuts":
         return cut_clip(item["seed"], item["frames"], tuple(item["cuts"]), size, size)

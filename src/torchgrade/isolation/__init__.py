@@ -76,8 +76,8 @@ def describe(mode: Mode = "auto") -> str:
         return "isolation: a separate process with resource limits (--sandbox none)"
     why = bwrap.why_not()
     if not why:
-        return "isolation: bubblewrap (namespaces: no network, no view of your other files)"
+        return "isolation: bubblewrap (namespaces of its own: no network, no other files)"
     if mode == "bwrap":
         return f"isolation: none possible with --sandbox bwrap: {why}"
-    return (f"isolation: a separate process with resource limits only ({why}; the checks, "
-            "points and feedback are the same)")
+    return (f"isolation: resource limits only ({why}): your code runs in a process of its "
+            "own, and the checks, points and feedback are the same as with bubblewrap")

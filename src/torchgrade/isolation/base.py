@@ -68,18 +68,18 @@ class WorkerSpec:
         """The submission file the worker loads (see :func:`worker_file_name`)."""
         return worker_file_name(self.workdir, self.module_name)
 
-    def worker_limits(self, *, nproc: bool = False, drop_to: int | None = None
+    def worker_limits(self, *, nproc: int | None = None, drop_to: int | None = None
                       ) -> dict[str, Any]:
-        """The limits the worker applies to itself (``worker.apply_limits``). ``nproc``: also
-        RLIMIT_NPROC (where no cgroup or namespace bounds its processes)."""
+        """The limits the worker applies to itself (``worker.apply_limits``). ``nproc``: its
+        RLIMIT_NPROC, where no cgroup or namespace bounds its processes; ``drop_to``: the uid
+        it becomes."""
         limits = self.limits
         # Under the gpu profile the address-space limit is left off: the CUDA driver reserves
         # tens of GB of virtual address space at start-up, far above any useful RLIMIT_AS; the
         # worker's cgroup still bounds the memory it actually uses, where cgroups exist.
         return {"cpu_s": limits.cpu_s, "memory_mb": None if self.gpu else limits.memory_mb,
                 "fsize_mb": limits.fsize_mb, "nofile": limits.nofile,
-                "reply_mb": limits.reply_mb, "nproc": limits.nproc if nproc else None,
-                "drop_to": drop_to}
+                "reply_mb": limits.reply_mb, "nproc": nproc, "drop_to": drop_to}
 
 
 @dataclasses.dataclass

@@ -34,6 +34,8 @@ def available() -> bool:
 
 def why_not() -> str:
     """Why bubblewrap cannot isolate a worker here ('' when it can)."""
+    if sys.platform != "linux":
+        return f"no Linux namespaces on {sys.platform}"
     exe = shutil.which("bwrap")
     if exe is None:
         return "bubblewrap is not installed"
@@ -45,8 +47,8 @@ def why_not() -> str:
         return f"bubblewrap does not run here ({exc})"
     if proc.returncode != 0:
         said = proc.stderr.decode(errors="replace").strip().splitlines()[-1:]
-        return "bubblewrap cannot create its namespaces here" + (
-            f" ({said[0][:200]})" if said else "")
+        return "bubblewrap cannot create namespaces here" + (
+            f": {said[0][:200]}" if said else "")
     return ""
 
 

@@ -25,8 +25,37 @@ from torchgrade.isolation.base import NOBODY, Launch, WorkerSpec, engine_dir, me
 def launch(spec: WorkerSpec) -> Launch:
     """Start ``spec``'s worker with rlimits only (plus a cgroup and ``nobody`` where possible)."""
     drop_to = NOBODY if _can_drop_to_nobody(spec.workdir) else None
-    return start(spec, folder=str(spec.workdir),
-                 limits=spec.worker_limits(nproc=True, drop_to=drop_to))
+    return start(spec, folder=str(spec.workdir), limits=spec.worker_limits(
+        nproc=_nproc_limit(spec.limits.nproc, drop_to), drop_to=drop_to))
+
+
+def _nproc_limit(nproc: int, drop_to: int | None) -> int | None:
+    """RLIMIT_NPROC for a worker that may start ``nproc`` processes and threads. The kernel
+    counts every task of the worker's user, so a worker running as the student (a laptop
+    without bubblewrap, where a browser alone has hundreds of threads) may add ``nproc`` to
+    what its user runs already; where that cannot be counted (no /proc: macOS), none is set."""
+    if drop_to is not None or os.getuid() == 0:  # nobody's own count; root is not limited
+        return nproc
+    running = _tasks_of(os.getuid())
+    return None if running is None else running + nproc
+
+
+def _tasks_of(uid: int) -> int | None:
+    """How many processes and threads user ``uid`` runs now (from /proc), None without /proc."""
+    try:
+        pids = [name for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return None
+    count = 0
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue  # gone, or not ours to read
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if fields.get("Uid", "").split()[:1] == [str(uid)]:
+            count += int(fields.get("Threads", "1").strip() or 1)
+    return count
 
 
 def start(spec: WorkerSpec, *, folder: str, limits: dict[str, Any], wrapper: list[str] = (),

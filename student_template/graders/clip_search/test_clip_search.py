@@ -6,8 +6,10 @@ also grade your work are not here.
 
 from __future__ import annotations
 
+import json
 import math
 import os
+from pathlib import Path
 
 import torch
 
@@ -28,6 +30,7 @@ WALK = ("files not taken in globally sorted order (os.walk / os.listdir order, a
 SKIP = ("an undecodable file aborts the index, or is not reported in IndexReport.skipped, or "
         "its path stays in the index so paths and embeddings are misaligned")
 RANKING = "results not ranked by cosine (unnormalised embeddings), or ranks starting at 0"
+PICKLE = "an index saved or loaded with pickle (torch.save / torch.load / pickle.load)"
 
 
 def _remote_clip(student, model_factory: str = "small_clip_model"):
@@ -106,7 +109,8 @@ def expect_results(got: list[tuple[int, str, float]], want: list[tuple[int, str,
                  got=f"{g_score:.5f}", hint=hint)
 
 
-@check(points=5, kind="value", visibility="public", catches=f"{NORMALISE}; {SYMMETRIC}; {SCALE}")
+@check(points=5, kind="value", visibility="public", catches=f"{NORMALISE}; {SYMMETRIC}; {SCALE}",
+       rules=("loss.normalise", "loss.symmetric", "loss.scale"))
 def test_clip_loss_public(student, fixture_case):
     """clip_loss matches the reference on [5, 8] embeddings (float32, and float64 with a
     tensor logit_scale)."""
@@ -121,7 +125,8 @@ def test_clip_loss_public(student, fixture_case):
                   rtol=1e-9, atol=1e-9, hint="the loss must not depend on the embeddings' norms")
 
 
-@check(points=5, kind="value", visibility="public", catches=f"{ENSEMBLE}; {OUTPUT_OBJECT}")
+@check(points=5, kind="value", visibility="public", catches=f"{ENSEMBLE}; {OUTPUT_OBJECT}",
+       rules=("zs.tokenize", "zs.ensemble", "zs.predict", "clip.features"))
 def test_zero_shot_public(student, fixture_case):
     """zero_shot_weights (6 colours x 3 templates) and zero_shot_predict on 6 rendered
     images, with the shipped small CLIP."""
@@ -137,7 +142,8 @@ def test_zero_shot_public(student, fixture_case):
                   "normalise(image features) @ weights.T")
 
 
-@check(points=6, kind="value", visibility="public", catches=f"{WALK}; {SKIP}; {RANKING}")
+@check(points=6, kind="value", visibility="public", catches=f"{WALK}; {SKIP}; {RANKING}",
+       rules=("index.walk", "index.skip", "index.report", "search.results", "search.top-k-large"))
 def test_build_index_public(student, fixture_case):
     """build_index on a generated folder (nested, mixed-case extensions, a truncated PNG, a
     text file named .jpg, non-image files), then search_by_text, batch_size 4."""
@@ -165,7 +171,8 @@ def test_build_index_public(student, fixture_case):
                    hint="top_k larger than the index returns the whole index")
 
 
-@check(points=3, kind="value", visibility="public", catches=f"{OUTPUT_OBJECT}; {RANKING}")
+@check(points=3, kind="value", visibility="public", catches=f"{OUTPUT_OBJECT}; {RANKING}",
+       rules=("search.results", "clip.features"))
 def test_search_by_image_public(student, fixture_case):
     """search_by_image with a path from the index returns that image first (cosine 1)."""
     case = fixture_case("search")
@@ -180,9 +187,114 @@ def test_search_by_image_public(student, fixture_case):
                    what="search_by_image(path, top_k=4)")
 
 
+@check(points=4, kind="value", visibility="public", catches=f"add_images replacing the index "
+       f"instead of appending; {PICKLE}; or the paths, the format or the embeddings not saved "
+       "and restored together", rules=("index.add", "index.file", "index.load"))
+def test_add_save_load_public(student, fixture_case, tmp_path):
+    """build_index of a/, add_images of b/'s files (one of them not an image), save_index,
+    then load_index into a fresh engine: the report, the saved file and the loaded engine's
+    results match the reference's."""
+    case = fixture_case("files")
+    info = student.construct(f"{COURSE}:make_search_folder", None, case["folder_seed"])
+    root = info["root"]
+    engine = _engine(student, case["batch_size"])
+    engine.build_index(os.path.join(root, "a"))
+    indexed, skipped = _report(engine.add_images([os.path.join(root, f) for f in
+                                                  case["extra"]]), root,
+                               "add_images' IndexReport")
+    if indexed != case["added"] or sorted(skipped) != case["added_skipped"]:
+        fail("add_images' report is wrong.", expected=f"indexed {case['added']}, skipped "
+             f"{case['added_skipped']}", got=f"indexed {indexed}, skipped {sorted(skipped)}",
+             hint="the given files in order, undecodable ones skipped and reported")
+    path = os.path.join(root, "index.safetensors")
+    engine.save_index(path)
+    tensors, meta = _read_index(student, path, tmp_path)
+    want_paths = [os.path.join(root, p) for p in case["index_paths"]]
+    try:
+        paths = json.loads(meta.get("paths", "null"))
+    except ValueError:
+        paths = None
+    if paths != want_paths or meta.get("format") != "clip_search-index-v1":
+        fail("the saved index's metadata is wrong.", expected="'paths': the JSON list of the "
+             "index's paths (a/ then the added b/ files), 'format': INDEX_FORMAT",
+             got=f"keys {sorted(meta)}", hint="save_file({'embeddings': embeddings}, path, "
+             "metadata={'format': INDEX_FORMAT, 'paths': json.dumps(paths)})")
+    emb = tensors.get("embeddings")
+    if emb is None or list(emb.shape)[:1] != [len(want_paths)] or emb.dim() != 2:
+        fail("the saved index does not hold the embeddings.", expected=f"'embeddings': "
+             f"[{len(want_paths)}, D]", got=str({k: list(v.shape) for k, v in tensors.items()}))
+    fresh = _engine(student, case["batch_size"])
+    fresh.load_index(path)
+    want = list(zip(case["loaded_ranks"], case["loaded_paths"], case["loaded_scores"].tolist(),
+                    strict=True))
+    expect_results(_results(fresh.search_by_text(case["query"], top_k=5), root, "search"), want,
+                   what="search_by_text(query, top_k=5) after load_index",
+                   hint="save and restore the paths and the embeddings together, in index "
+                   "order")
+
+
+@check(points=3, kind="value", visibility="public", catches="the web UI's page or search "
+       "endpoint missing, results differing from search_by_text, or the wrong status for a "
+       "bad top_k, an empty query or an empty index",
+       rules=("app.page", "app.search", "app.bad-query", "app.top-k-type", "app.empty-index"))
+def test_web_app_public(student, fixture_case):
+    """create_app(engine): GET / is the page, GET /api/search gives search_by_text's results,
+    top_k=0 and an empty query are 400, top_k=two is 400 or 422, an empty index is 409."""
+    case = fixture_case("search")
+    info = student.construct(f"{COURSE}:make_search_folder", None, case["folder_seed"])
+    root = info["root"]
+    engine = _engine(student, case["batch_size"])
+    engine.build_index(root)
+    app = student.create_app(engine)
+    page = _http(student, app, "GET", "/")
+    if page["status"] != 200 or "text/html" not in str(page["content_type"]):
+        fail("GET / does not serve the search page.", expected="200, text/html",
+             got=f"{page['status']}, {page['content_type']}")
+    resp = _http(student, app, "GET", "/api/search", params={"q": case["query"], "top_k": 2})
+    want = _results(engine.search_by_text(case["query"], top_k=2), root, "search_by_text")
+    expect_results(_api_results(resp, root, "GET /api/search?q=...&top_k=2"), want,
+                   what="GET /api/search?q=...&top_k=2", atol=1e-6)
+    for params, allowed, what in (({"q": case["query"], "top_k": 0}, (400,), "top_k=0"),
+                                  ({"q": "", "top_k": 2}, (400,), "an empty query"),
+                                  ({"q": case["query"], "top_k": "two"}, (400, 422),
+                                   "top_k=two")):
+        status = _http(student, app, "GET", "/api/search", params=params)["status"]
+        if status not in allowed:
+            fail(f"GET /api/search with {what} gives the wrong status.",
+                 expected=" or ".join(str(a) for a in allowed), got=str(status))
+    empty = student.create_app(_engine(student, case["batch_size"]))
+    status = _http(student, empty, "GET", "/api/search",
+                   params={"q": case["query"], "top_k": 2})["status"]
+    if status != 409:
+        fail("GET /api/search on an empty index gives the wrong status.", expected="409 "
+             "(build the index first)", got=str(status), hint="catch search_by_text's "
+             "RuntimeError and raise HTTPException(status_code=409, ...)")
+
+
+def _http(student, app, method: str, url: str, **kwargs) -> dict:
+    """One request to the student's app, in the worker (no socket): status, json, type."""
+    return student.construct("torchgrade.course.clip_ui:request", app, method, url, **kwargs)
+
+
+def _api_results(resp: dict, root: str, what: str) -> list[tuple[int, str, float]]:
+    body = resp["json"]
+    if resp["status"] != 200 or not isinstance(body, dict) or \
+            not isinstance(body.get("results"), list):
+        fail(f"{what} is wrong.", expected="200 and JSON with 'results'",
+             got=f"{resp['status']}, {type(body).__name__}")
+    try:
+        return [(int(r["rank"]), _rel(r["path"], root), float(r["score"]))
+                for r in body["results"]]
+    except (KeyError, TypeError, ValueError):
+        fail(f"{what}: the results are malformed.", expected="a list of {rank, path, score, "
+             "url}", got=str(body["results"])[:120])
+    return []
+
+
 @check(points=3, kind="robustness", visibility="public",
        catches="missing validation: mismatched embeddings accepted, or a search of an empty "
-       "index returning [] instead of raising RuntimeError")
+       "index returning [] instead of raising RuntimeError",
+       rules=("loss.shapes", "loss.rank", "search.empty-index"))
 def test_bad_arguments_public(student):
     """clip_loss with mismatched shapes raises ValueError; searching an empty index raises
     RuntimeError."""
@@ -193,3 +305,23 @@ def test_bad_arguments_public(student):
     engine = _engine(student, 4)
     with expect_raises("RuntimeError", what="search_by_text on an empty index"):
         engine.search_by_text("a red circle", top_k=3)
+
+
+def _read_index(student, path: str, tmp_path: Path) -> tuple[dict, dict]:
+    from safetensors import SafetensorError, safe_open
+
+    data = student.construct("torchgrade.course.files:read_file_bytes", path, 64 << 20)
+    local = tmp_path / "index.safetensors"
+    local.write_bytes(data)
+    try:
+        with safe_open(str(local), framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as exc:
+        head = data[:2]
+        kind = "a pickle (torch.save / pickle.dump)" if head in (b"PK", b"\x80\x02") or \
+            data[:1] == b"\x80" else "not safetensors"
+        fail("save_index did not write a safetensors file.", expected="safetensors: "
+             "embeddings [N, D] and the paths as JSON in the metadata",
+             got=f"{kind} ({type(exc).__name__})", hint="safetensors.torch.save_file(tensors, "
+             "path, metadata={'paths': json.dumps(paths)})")
+    return {}, {}

@@ -66,7 +66,8 @@ def _fields(record) -> dict[str, torch.Tensor]:
 
 
 @check(points=4, kind="value", visibility="public",
-       catches=f"{COSINE}, or a float32 or torch.arange-based linear schedule")
+       catches=f"{COSINE}, or a float32 or torch.arange-based linear schedule",
+       rules=("schedule.linear", "schedule.cosine"))
 def test_schedules_public(student, fixture_case):
     """make_beta_schedule gives the reference's linear and cosine betas (T = 10), in float64."""
     case = fixture_case("schedules")
@@ -81,7 +82,7 @@ def test_schedules_public(student, fixture_case):
                   "abar((i+1)/T) / abar(i/T), 0.999)")
 
 
-@check(points=4, kind="value", visibility="public", catches=PREV)
+@check(points=4, kind="value", visibility="public", catches=PREV, rules=("schedule.fields",))
 def test_schedule_fields_public(student, fixture_case):
     """DiffusionSchedule.from_betas fills betas, alphas, alphas_cumprod, alphas_cumprod_prev."""
     case = fixture_case("fields")
@@ -94,7 +95,8 @@ def test_schedule_fields_public(student, fixture_case):
 
 @check(points=4, kind="value", visibility="public",
        catches="q_sample or predict_x0 with abar_t and 1 - abar_t swapped, a missing sqrt, or "
-       "one timestep for the whole batch")
+       "one timestep for the whole batch",
+       rules=("forward.q-sample", "forward.predict-x0", "schedule.record"))
 def test_forward_process_public(student, fixture_case):
     """q_sample and predict_x0 match the reference with a different t per sample."""
     case = fixture_case("forward")
@@ -109,7 +111,9 @@ def test_forward_process_public(student, fixture_case):
 
 
 @check(points=5, kind="value", visibility="public",
-       catches=f"{VARIANCE}; {LAST_STEP}; {DRAW}; clip_sample without the posterior-mean form")
+       catches=f"{VARIANCE}; {LAST_STEP}; {DRAW}; clip_sample without the posterior-mean form",
+       rules=("ddpm.mean", "ddpm.variance", "ddpm.last-step", "ddpm.draw", "ddpm.clip",
+              "schedule.record"))
 def test_ddpm_step_public(student, fixture_case):
     """ddpm_step reproduces the reference's seeded step: both variances, t = 0, clip_sample."""
     case = fixture_case("step")
@@ -128,7 +132,8 @@ def test_ddpm_step_public(student, fixture_case):
                       "device=x_t.device, dtype=x_t.dtype)")
 
 
-@check(points=5, kind="value", visibility="public", catches=f"{DRAW}; {SPACING}; {ETA}")
+@check(points=5, kind="value", visibility="public", catches=f"{DRAW}; {SPACING}; {ETA}",
+       rules=("sampler.draws", "sampler.timesteps", "ddim.spacing", "ddim.update", "ddim.draws"))
 def test_samplers_public(student, fixture_case):
     """Seeded ddpm_sample and ddim_sample (eta 0 and 1) driven by the Gaussian oracle."""
     case = fixture_case("samplers")
@@ -150,7 +155,8 @@ def test_samplers_public(student, fixture_case):
 
 
 @check(points=3, kind="robustness", visibility="public",
-       catches="no ValueError for eta outside [0, 1] or an unknown variance")
+       catches="no ValueError for eta outside [0, 1] or an unknown variance",
+       rules=("conv.names-argument", "ddim.eta", "ddpm.variance-name"))
 def test_bad_arguments_public(student):
     """eta = 1.5 and variance = 'fixed_large' raise ValueError naming the argument."""
     sched = schedule_of(linear_betas(10))

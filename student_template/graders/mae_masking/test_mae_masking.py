@@ -31,7 +31,7 @@ def _three(out):
     return out
 
 
-@check(points=5, kind="value", visibility="public", catches=LAYOUT)
+@check(points=5, kind="value", visibility="public", catches=LAYOUT, rules=("patch.layout",))
 def test_patchify_public(student, fixture_case):
     """patchify cuts non-square RGB images into patches in the official layout."""
     case = fixture_case("patchify")
@@ -43,7 +43,8 @@ def test_patchify_public(student, fixture_case):
 
 
 @check(points=5, kind="value", visibility="public",
-       catches="unpatchify that is not patchify's inverse, or ignores grid_size (non-square)")
+       catches="unpatchify that is not patchify's inverse, or ignores grid_size (non-square)",
+       rules=("patch.inverse", "patch.grid"))
 def test_unpatchify_public(student, fixture_case):
     """unpatchify puts patches back, with grid_size=(2, 3) and with the default square grid."""
     case = fixture_case("unpatchify")
@@ -57,7 +58,9 @@ def test_unpatchify_public(student, fixture_case):
                   atol=0, hint="without grid_size the grid is square: h = w = sqrt(L)")
 
 
-@check(points=5, kind="value", visibility="public", catches=DRAW)
+@check(points=5, kind="value", visibility="public", catches=DRAW,
+       rules=("masking.draw", "masking.len-keep", "masking.x-masked", "masking.mask",
+              "masking.ids-restore"))
 def test_random_masking_public(student, fixture_case):
     """random_masking with a seeded generator reproduces the reference's draw exactly."""
     case = fixture_case("masking")
@@ -73,7 +76,8 @@ def test_random_masking_public(student, fixture_case):
                   "shuffled-order mask with ids_restore)")
 
 
-@check(points=5, kind="value", visibility="public", catches=f"{LOSS_OVER_ALL}, or {NORM_PIX}")
+@check(points=5, kind="value", visibility="public", catches=f"{LOSS_OVER_ALL}, or {NORM_PIX}",
+       rules=("loss.target", "loss.norm-pix", "loss.removed-only", "loss.scalar"))
 def test_mae_loss_public(student, fixture_case):
     """mae_loss matches the reference with and without norm_pix_loss."""
     case = fixture_case("loss")
@@ -91,7 +95,8 @@ def test_mae_loss_public(student, fixture_case):
 
 @check(points=3, kind="robustness", visibility="public",
        catches="no ValueError for mask_ratio 1 or for a mask that removes no patch (the "
-       "official loss returns NaN there)")
+       "official loss returns NaN there)",
+       rules=("conv.names-argument", "masking.ratio-range", "loss.no-removed"))
 def test_bad_arguments_public(student):
     """mask_ratio = 1 and a mask without removed patches raise ValueError."""
     with expect_raises("ValueError", what="random_masking with mask_ratio=1.0",
@@ -100,3 +105,77 @@ def test_bad_arguments_public(student):
     with expect_raises("ValueError", what="mae_loss with an all-zero mask", mentions="mask",
                        hint="sum(mask) == 0 divides 0 by 0: raise instead of returning NaN"):
         student.mae_loss(torch.randn(2, 4, 4), torch.rand(2, 1, 4, 4), torch.zeros(2, 4), 2)
+
+
+@check(points=2, kind="value", visibility="public",
+       catches="restore_order that scatters (applies the shuffle) instead of gathering",
+       rules=("restore.gather",))
+def test_restore_order_public(student, fixture_case):
+    """restore_order puts a shuffled [2, 5, 3] sequence back with ids_restore."""
+    case = fixture_case("restore")
+    got = student.restore_order(case["x"], case["ids_restore"])
+    expect_tensor(got, case["expected"], what="restore_order(x [2, 5, 3], ids_restore)", rtol=0,
+                  atol=0, hint="out[n, i] = x[n, ids_restore[n, i]]: torch.gather along dim 1")
+
+
+def _small_mae(student, case, factory: str = "TinyMAE"):
+    remote = student.construct(f"torchgrade.course.mae:{factory}", **case["model"])
+    remote.load_state_dict({k.removeprefix("state."): v for k, v in case.items()
+                            if k.startswith("state.")})
+    return remote
+
+
+@check(points=3, kind="value", visibility="public", catches="mask tokens put back in the wrong "
+       "order (concatenated without restore_order, or before the visible tokens), or the "
+       "encoder run on all patches", rules=("forward.chain",))
+def test_mae_forward_public(student, fixture_case):
+    """mae_forward of a small TinyMAE with a seeded generator gives the reference's pred and
+    mask."""
+    case = fixture_case("forward")
+    model = _small_mae(student, case)
+    model.eval()
+    out = student.call("mae_forward", model, case["imgs"], case["mask_ratio"],
+                       generator=_gen(case["seed"]), _no_grad=True)
+    if not (isinstance(out, tuple | list) and len(out) == 2):
+        fail("mae_forward must return (pred, mask).", expected="two tensors",
+             got=type(out).__name__)
+    expect_tensor(out[1], case["mask"], what="mask from mae_forward", rtol=0, atol=0)
+    expect_tensor(out[0], case["pred"], what="pred from mae_forward", rtol=1e-4, atol=1e-5,
+                  hint="embed, random_masking, encode the visible tokens, append L - K mask "
+                  "tokens, restore_order, decode")
+
+
+@check(points=3, kind="value", visibility="public", catches="another optimiser than "
+       "AdamW(lr, weight_decay=0.05), batches or masks drawn without the generator (or in "
+       "another order), a new model returned, or the model left in train mode",
+       rules=("train.optimizer", "train.steps", "train.returns"))
+def test_train_mae_public(student, fixture_case):
+    """train_mae on a recording TinyMAE (given in eval mode): the batches it was shown step
+    by step, a parameter only AdamW's weight decay moves, the model returned itself, in eval
+    mode."""
+    case = fixture_case("training")
+    model = _small_mae(student, case, "RecordingMAE")
+    model.eval()
+    got = student.train_mae(model, case["images"], **case["kwargs"],
+                            generator=_gen(case["seed"]))
+    if getattr(getattr(got, "_ref", None), "id", None) != model._ref.id:
+        fail("train_mae must return the model it was given, trained.", expected="the same "
+             "TinyMAE object", got=getattr(got, "type_name", type(got).__name__),
+             hint="train the model in place and return it")
+    seen = model.seen
+    steps, batch = case["kwargs"]["steps"], case["kwargs"]["batch_size"]
+    if not isinstance(seen, list) or len(seen) != steps:
+        fail("train_mae must run one forward pass per step.", expected=f"{steps} batches "
+             "through model.embed", got=f"{len(seen) if isinstance(seen, list) else 0}")
+    for k, (got_batch, want) in enumerate(zip(seen, case["seen"], strict=True)):
+        expect_tensor(got_batch, want, what=f"the patches of step {k + 1}'s batch", rtol=0,
+                      atol=0, hint=f"idx = torch.randint(len(images), ({batch},), "
+                      "generator=generator) each step, then mae_forward(model, images[idx], "
+                      "mask_ratio, generator): the same generator draws batches and masks")
+    expect_tensor(model.probe, case["probe"], what="a parameter whose gradient is 0 (only "
+                  "weight decay moves it)", rtol=1e-6, atol=1e-7,
+                  hint="torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)")
+    if model.training is not False:
+        fail("train_mae left the model in train mode.", expected="the model back in the mode "
+             "it came in (eval here)", got="train mode",
+             hint="was = model.training; model.train(); ...; model.train(was)")

@@ -26,7 +26,8 @@ DOUBLE_POSITIVE = ("the course text's loss, which puts the positive in the denom
 
 
 @check(points=5, kind="shape", visibility="public",
-       catches="returning a Python float or a tensor cut off from autograd (.item(), .detach())")
+       catches="returning a Python float or a tensor cut off from autograd (.item(), .detach())",
+       rules=("loss.scalar", "loss.dtype"))
 def test_loss_is_differentiable_scalar(student, fixture_case):
     """nt_xent_loss returns a 0-dim float tensor that back-propagates to both inputs."""
     case = fixture_case("random")
@@ -41,7 +42,8 @@ def test_loss_is_differentiable_scalar(student, fixture_case):
              hint="build the loss from z_i and z_j with torch operations only")
 
 
-@check(points=10, kind="value", visibility="public", catches=DOUBLE_POSITIVE)
+@check(points=9, kind="value", visibility="public", catches=DOUBLE_POSITIVE,
+       rules=("loss.formula", "loss.cosine"))
 def test_loss_matches_reference_public(student, fixture_case):
     """nt_xent_loss matches the reference on the public fixtures (float32 and float64)."""
     for name, atol in (("random", 1e-5), ("correlated_f64", 1e-10)):
@@ -53,8 +55,9 @@ def test_loss_matches_reference_public(student, fixture_case):
                       "the 2N - 2 negatives, never the anchor itself")
 
 
-@check(points=5, kind="value", visibility="public",
-       catches=f"{DOUBLE_POSITIVE}: it gives log(2N) here instead of log(2N - 1)")
+@check(points=4, kind="value", visibility="public",
+       catches=f"{DOUBLE_POSITIVE}: it gives log(2N) here instead of log(2N - 1)",
+       rules=("loss.all-equal", "loss.formula"))
 def test_all_equal_closed_form_public(student):
     """When all 2N embeddings are equal the loss is log(2N - 1)."""
     for n in (2, 4, 7):
@@ -67,7 +70,8 @@ def test_all_equal_closed_form_public(student):
 
 
 @check(points=5, kind="value", visibility="public",
-       catches="a projection head with other layers, names (net.0, net.2) or activation")
+       catches="a projection head with other layers, names (net.0, net.2) or activation",
+       rules=("head.layout",))
 def test_projection_head_public(student, fixture_case):
     """ProjectionHead(32, 64, 16) loads the reference weights and gives the same output."""
     case = fixture_case("head")
@@ -83,9 +87,9 @@ def test_projection_head_public(student, fixture_case):
                   rtol=1e-5, atol=1e-6)
 
 
-@check(points=5, kind="invariant", visibility="public",
+@check(points=4, kind="invariant", visibility="public",
        catches="views outside [0, 1], of another shape, identical views, or randomness not "
-       "drawn from the generator argument")
+       "drawn from the generator argument", rules=("views.invariants", "conv.generator"))
 def test_simclr_views_public(student):
     """simclr_views returns two different [0, 1] views of the input's shape, reproducible
     from a seeded generator."""
@@ -111,7 +115,8 @@ def test_simclr_views_public(student):
 
 
 @check(points=5, kind="robustness", visibility="public",
-       catches="missing argument validation (1-D input, mismatched shapes, temperature <= 0)")
+       catches="missing argument validation (1-D input, mismatched shapes, temperature <= 0)",
+       rules=("conv.names-argument", "loss.rank", "loss.shapes", "loss.temperature"))
 def test_bad_arguments_public(student):
     """nt_xent_loss raises ValueError naming the argument for bad inputs."""
     z = torch.randn(4, 8)
@@ -122,3 +127,45 @@ def test_bad_arguments_public(student):
     with expect_raises("ValueError", what="nt_xent_loss with temperature 0",
                        mentions="temperature"):
         student.nt_xent_loss(z, z.clone(), 0.0)
+
+
+@check(points=3, kind="value", visibility="public", catches="a training loop that does not "
+       "update the encoder, returns another object, or does not reproduce its run from a seeded "
+       "generator (randomness drawn elsewhere)",
+       rules=("train.loop", "train.returns", "conv.generator"))
+def test_train_simclr_public(student):
+    """train_simclr for one epoch on 8 small images: the encoder it was given comes back with
+    changed weights, and a second run from the same weights and seeds gives the same weights.
+    simclr_views with a generator leaves the global random generator alone."""
+    images = torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(4))
+    runs = []
+    for _ in range(2):
+        student.reseed(21)
+        encoder = student.construct("torchgrade.course.encoders:SmallConvEncoder", 3, 4, 8)
+        before = {k: v.clone() for k, v in encoder.state_dict().items()}
+        trained = student.train_simclr(encoder, images, epochs=1, batch_size=4,
+                                       temperature=0.5, lr=1e-2,
+                                       generator=torch.Generator().manual_seed(5))
+        if getattr(getattr(trained, "_ref", None), "id", None) != encoder._ref.id:
+            fail("train_simclr must return the encoder it was given, trained.",
+                 expected="the same encoder object",
+                 got=getattr(trained, "type_name", type(trained).__name__))
+        after = encoder.state_dict()
+        if all(torch.equal(before[k], after[k]) for k in before):
+            fail("train_simclr did not change the encoder's weights.", expected="Adam steps "
+                 "on the NT-Xent loss of every mini-batch", got="the weights it was given",
+                 hint="optimise the encoder's and the head's parameters together")
+        runs.append(after)
+    for k in runs[0]:
+        expect_tensor(runs[1][k], runs[0][k], what=f"the encoder's {k} after a second run "
+                      "with the same seeds", rtol=1e-5, atol=1e-6, hint="draw every random "
+                      "number from the generator argument (randperm, simclr_views)")
+    student.reseed(22)
+    student.simclr_views(images, generator=torch.Generator().manual_seed(6))
+    drawn = student.construct("torchgrade.course.rng:global_draw")
+    student.reseed(22)
+    untouched = student.construct("torchgrade.course.rng:global_draw")
+    if not torch.equal(drawn, untouched):
+        fail("simclr_views with a generator drew from the global random generator.",
+             expected="the global RNG untouched", got="global draws consumed",
+             hint="pass generator=generator to every torch.rand / randint / randperm")

@@ -6,15 +6,20 @@ also grade your work are not here.
 
 from __future__ import annotations
 
+import base64
 import math
+import re
 from typing import Any
 
 import numpy as np
 import torch
 
-from torchgrade.checks import check, expect_raises, fail, reveal
+from torchgrade.checks import check, expect_raises, expect_shape, fail, reveal
+from torchgrade.course import video
 
 CLIPS = "torchgrade.course.video:ClipSet"
+FAKE = "torchgrade.course.fake_openai:FakeOpenAIClient"
+ACTIONS = list(video.ACTIONS)
 SEGMENT_STARTS = ("segment starts (int(i * total / num), as in the course text) instead of "
                   "segment centres")
 FLOAT = ("float arithmetic for the segment centres (int((i + 0.5) * (total / num)) or "
@@ -80,7 +85,8 @@ def _indices(got: Any, what: str) -> list[int]:
     return list(got)
 
 
-@check(points=4, kind="value", visibility="public", catches=f"{SEGMENT_STARTS}; or {FLOAT}")
+@check(points=4, kind="value", visibility="public", catches=f"{SEGMENT_STARTS}; or {FLOAT}",
+       rules=("uniform.centres",))
 def test_uniform_indices_public(student, fixture_case):
     """uniform_frame_indices matches the reference on the public (total, num) pairs."""
     case = fixture_case("uniform")
@@ -92,7 +98,8 @@ def test_uniform_indices_public(student, fixture_case):
                  got=str(got), hint="segment centres: ((2 * i + 1) * total) // (2 * num)")
 
 
-@check(points=3, kind="value", visibility="public", catches=FRAME_ZERO)
+@check(points=3, kind="value", visibility="public", catches=FRAME_ZERO,
+       rules=("keyframes.diff", "keyframes.top-k", "keyframes.frame-zero"))
 def test_keyframes_public(student, fixture_case):
     """keyframe_indices of the public clip with two scene cuts gives the reference's frames
     (1, 2 and 4 keyframes)."""
@@ -107,7 +114,8 @@ def test_keyframes_public(student, fixture_case):
 
 
 @check(points=3, kind="value", visibility="public", catches="a parser that accepts ambiguous "
-       "text, misses fenced JSON, or is case/spacing-sensitive")
+       "text, misses fenced JSON, or is case/spacing-sensitive",
+       rules=("parse.json", "parse.plain", "parse.spelling", "parse.refuse"))
 def test_parse_public(student, fixture_case):
     """parse_action_response reads the public answers as the reference does (JSON, fenced
     JSON, plain text) and refuses the ambiguous ones with ValueError."""
@@ -126,7 +134,8 @@ def test_parse_public(student, fixture_case):
 
 
 @check(points=2, kind="robustness", visibility="public",
-       catches="no ValueError for total_frames <= 0 or num_frames <= 0")
+       catches="no ValueError for total_frames <= 0 or num_frames <= 0",
+       rules=("conv.names-argument", "uniform.args"))
 def test_bad_arguments_public(student):
     """uniform_frame_indices(0, 4) and (10, 0) raise ValueError naming the argument."""
     with expect_raises("ValueError", what="uniform_frame_indices(0, 4)",
@@ -136,7 +145,8 @@ def test_bad_arguments_public(student):
         student.uniform_frame_indices(10, 0)
 
 
-@check(points=3, kind="value", visibility="public", catches=f"{BGR}; or frames scaled to float")
+@check(points=3, kind="value", visibility="public", catches=f"{BGR}; or frames scaled to float",
+       rules=("extract.output", "extract.uniform", "frames.rgb"))
 def test_extract_frames_public(student, fixture_case):
     """extract_frames on the public clip (written in the worker): 8 uint8 RGB frames close to
     the reference's decoding, at the reference's indices."""
@@ -155,3 +165,138 @@ def test_extract_frames_public(student, fixture_case):
              expected="the reference's RGB frames (mean |difference| <= 4)",
              got=f"mean |difference| {err:.1f}" + (" (in BGR order)" if swapped < err else ""),
              hint="cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) after cap.read()")
+
+
+@check(points=3, kind="value", visibility="public", catches="a request not in the OpenAI chat "
+       "format, frames unlabelled or not JPEG data URLs with detail 'low', the actions or the "
+       "JSON instruction missing, or recognize_action not asking the client and parsing its "
+       "answer", rules=("vlm.messages", "vlm.frames", "vlm.tail", "vlm.jpeg-colours",
+                        "recognize.vlm"))
+def test_vlm_public(student, fixture_case):
+    """build_vlm_messages for 3 small frames has the contract's structure; recognize_action
+    with an OpenAI-style client double (its answer canned) returns that answer, scored 1.0."""
+    analyzer = student.VideoAnalyzer()
+    frames = vlm_frames()
+    actions = ["wave", "jump", "sit_down"]
+    check_messages(analyzer.build_vlm_messages(frames, actions), frames, actions,
+                   "build_vlm_messages(3 frames)")
+    case = fixture_case("extract")
+    paths = remote_clips(student, int(case["seed"]))
+    fake = student.construct(FAKE, ['{"action": "grow"}'])
+    pred = student.VideoAnalyzer(client=fake, model="fake-vlm").recognize_action(
+        paths[case["name"]], ACTIONS, num_frames=2)
+    label, scores = getattr(pred, "label", None), getattr(pred, "scores", None)
+    if label != "grow" or not isinstance(scores, dict) or scores.get("grow") != 1.0:
+        fail("recognize_action did not return the VLM's answer.", expected="ActionPrediction("
+             "label='grow', scores with 'grow': 1.0)", got=repr(pred)[:120],
+             hint="client.chat.completions.create(model=self.model, messages=..., "
+             "max_tokens=...), then parse_action_response(response.choices[0].message."
+             "content, actions)")
+    if len(fake.recorded()) != 1:
+        fail("recognize_action must call the client once.", expected="1 request",
+             got=f"{len(fake.recorded())}")
+
+
+@check(points=2, kind="shape", visibility="public", catches="a classifier whose logits are not "
+       "[B, A], or a training function that does not return the classifier in eval mode",
+       rules=("classifier.shapes", "train.returns"))
+def test_classifier_public(student):
+    """TemporalActionClassifier(4, num_frames=4) maps [2, 4, 3, 16, 16] to [2, 4];
+    train_action_classifier for one epoch on 8 small clips returns a TemporalActionClassifier
+    in eval mode giving [8, 4] logits."""
+    g = torch.Generator().manual_seed(5)
+    model = student.TemporalActionClassifier(4, num_frames=4)
+    got = student.call(model, torch.rand(2, 4, 3, 16, 16, generator=g), _no_grad=True)
+    expect_shape(got, (2, 4), what="TemporalActionClassifier(4, num_frames=4) on "
+                 "[2, 4, 3, 16, 16]")
+    clips, labels = torch.rand(8, 4, 3, 16, 16, generator=g), torch.arange(8) % 4
+    trained = student.train_action_classifier(clips, labels, epochs=1, lr=1e-3,
+                                              generator=torch.Generator().manual_seed(6))
+    kind = getattr(trained, "type_name", None) or type(trained).__name__
+    if kind != "TemporalActionClassifier":
+        fail("train_action_classifier must return the trained TemporalActionClassifier.",
+             expected="a TemporalActionClassifier", got=kind)
+    if trained.training is not False:
+        fail("train_action_classifier returned the classifier in train mode.",
+             expected="model.eval() before returning it", got="train mode")
+    expect_shape(student.call(trained, clips, _no_grad=True), (8, 4),
+                 what="the trained classifier's logits on [8, 4, 3, 16, 16]")
+
+
+def _decode_jpeg_url(url: str) -> np.ndarray | None:
+    """An RGB image from a data URL, or None; sizes are checked before decoding."""
+    import cv2
+
+    prefix = "data:image/jpeg;base64,"
+    if not url.startswith(prefix) or len(url) > 4_000_000:
+        return None
+    try:
+        raw = base64.b64decode(url[len(prefix):], validate=True)
+    except ValueError:
+        return None
+    img = cv2.imdecode(np.frombuffer(raw, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if img is None or max(img.shape[:2]) > 4096:
+        return None
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def vlm_frames() -> np.ndarray:
+    """3 colourful frames [3, 24, 40, 3] uint8: red/blue halves that JPEG keeps apart."""
+    frames = np.zeros((3, 24, 40, 3), dtype=np.uint8)
+    frames[:, :, :20] = (220, 30, 30)
+    frames[:, :, 20:] = (30, 30, 220)
+    for t in range(3):
+        frames[t, 8 * t:8 * t + 8, :, 1] = 200
+    return frames
+
+
+def check_messages(messages: Any, frames: np.ndarray, actions: list[str], what: str) -> None:
+    """The contract's OpenAI chat structure for ``frames`` and ``actions``."""
+    if (not isinstance(messages, list) or len(messages) < 2
+            or not all(isinstance(m, dict) for m in messages)):
+        fail(f"{what} must be a list of message dicts.", expected="[system, user]",
+             got=repr(messages)[:80])
+    if messages[0].get("role") != "system" or messages[-1].get("role") != "user":
+        fail(f"{what}: the roles are wrong.", expected="a system message first, the user "
+             "message last", got=str([m.get("role") for m in messages]))
+    content = messages[-1].get("content")
+    if not isinstance(content, list) or not all(isinstance(p, dict) for p in content):
+        fail(f"{what}: the user content must be a list of parts.", expected="text and "
+             "image_url parts", got=type(content).__name__)
+    images = [k for k, p in enumerate(content) if p.get("type") == "image_url"]
+    t = len(frames)
+    if len(images) != t:
+        fail(f"{what}: one image per frame.", expected=f"{t} image_url parts",
+             got=f"{len(images)}")
+    for n, k in enumerate(images, start=1):
+        before = content[k - 1] if k > 0 else {}
+        label = str(before.get("text", "")) if before.get("type") == "text" else ""
+        if not re.search(rf"frame\s*{n}\s*/\s*{t}\b", label, flags=re.IGNORECASE):
+            fail(f"{what}: image {n} is not preceded by its 'Frame {n}/{t}:' text part.",
+                 expected=f"a text part 'Frame {n}/{t}:' just before it", got=repr(label)[:60])
+        part = content[k].get("image_url")
+        if not isinstance(part, dict) or part.get("detail") != "low":
+            fail(f"{what}: image {n} must be {{'url': ..., 'detail': 'low'}}.",
+                 expected="detail 'low'", got=repr(part)[:80])
+        img = _decode_jpeg_url(str(part.get("url", "")))
+        if img is None:
+            fail(f"{what}: image {n} is not a base64 JPEG data URL.",
+                 expected="data:image/jpeg;base64,...", got=str(part.get("url", ""))[:40])
+        if max(img.shape[:2]) > 512:
+            fail(f"{what}: image {n} is larger than 512 px.", expected="longest side <= 512",
+                 got=str(img.shape[:2]))
+        if img.shape == frames[n - 1].shape:
+            err = frame_error(img[None], frames[n - 1][None])
+            if err > 12.0:
+                swapped = frame_error(img[None, ..., ::-1], frames[n - 1][None])
+                fail(f"{what}: image {n} does not show frame {n}.", expected="the RGB frame, "
+                     "JPEG-encoded", got=f"mean |difference| {err:.0f}" + (
+                         " (red and blue swapped)" if swapped < err else ""),
+                     hint="cv2.imencode expects BGR: encode frame[..., ::-1] (or convert)")
+    tail = " ".join(str(p.get("text", "")) for p in content[images[-1] + 1:]
+                    if p.get("type") == "text")
+    missing = [a for a in actions if a not in tail]
+    if missing or "json" not in tail.lower() or "action" not in tail:
+        fail(f"{what}: the last text part must list the actions and ask for JSON.",
+             expected='every allowed action and an instruction to answer JSON {"action": ...}',
+             got=f"missing {missing}" if missing else repr(tail)[:120])

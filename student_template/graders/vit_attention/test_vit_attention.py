@@ -14,7 +14,15 @@ from pathlib import PurePath
 import numpy as np
 import torch
 
-from torchgrade.checks import check, expect_close, expect_raises, expect_shape, expect_tensor, fail
+from torchgrade.checks import (
+    check,
+    expect_answer,
+    expect_close,
+    expect_raises,
+    expect_shape,
+    expect_tensor,
+    fail,
+)
 
 QKV_LAYOUT = ("a qkv output split as [heads, 3, head_dim] (or q, k, v taken from the wrong "
               "slices) instead of [3, heads, head_dim]")
@@ -50,7 +58,8 @@ def _pair(out, what: str):
     return out
 
 
-@check(points=8, kind="value", visibility="public", catches=f"{QKV_LAYOUT}; {ATTN_VALUES}")
+@check(points=7, kind="value", visibility="public", catches=f"{QKV_LAYOUT}; {ATTN_VALUES}",
+       rules=("attn.qkv-layout", "attn.softmax", "attn.pre-dropout", "model.names"))
 def test_attention_module_public(student, fixture_case):
     """MultiHeadSelfAttention(16, 4) with the reference's weights gives the same output and the
     same post-softmax attention."""
@@ -70,9 +79,11 @@ def test_attention_module_public(student, fixture_case):
                   rtol=1e-4, atol=1e-6)
 
 
-@check(points=10, kind="value", visibility="public",
+@check(points=9, kind="value", visibility="public",
        catches="a post-norm block, a missing final LayerNorm, CLS not at token 0, positions "
-       "not added to CLS, or other parameter names")
+       "not added to CLS, or other parameter names",
+       rules=("model.patch-embed", "model.tokens", "model.blocks", "model.head",
+              "model.attentions", "model.names"))
 def test_vit_forward_public(student, fixture_case):
     """VisionTransformer(8, 2, 3, 5, 16, 2, 2, mlp_ratio=2.0) with the reference's weights gives
     the same logits and the same attention in every layer."""
@@ -97,7 +108,7 @@ def test_vit_forward_public(student, fixture_case):
 
 @check(points=5, kind="value", visibility="public",
        catches="the CLS column kept, a column instead of row 0, the wrong layer, or a "
-       "column-major reshape onto the grid")
+       "column-major reshape onto the grid", rules=("cls.maps",))
 def test_cls_attention_maps_public(student, fixture_case):
     """cls_attention_maps on a 2 x 3 grid, last and first layer."""
     case = fixture_case("maps")
@@ -109,9 +120,10 @@ def test_cls_attention_maps_public(student, fixture_case):
                   what="cls_attention_maps(attentions, (2, 3), layer=0)")
 
 
-@check(points=8, kind="value", visibility="public",
+@check(points=7, kind="value", visibility="public",
        catches="rollout without the residual (W + I) / 2, multiplied in the wrong order, the "
-       "CLS column ranked or zeroed by the discard, or a missing renormalisation")
+       "CLS column ranked or zeroed by the discard, or a missing renormalisation",
+       rules=("rollout.fuse", "rollout.discard", "rollout.residual", "rollout.order"))
 def test_attention_rollout_public(student, fixture_case):
     """attention_rollout on a 2 x 3 grid: mean, max and min fusion, with and without discard."""
     case = fixture_case("maps")
@@ -136,9 +148,9 @@ def uniform_distance(gh: int, gw: int, patch: int, skip: int = 0) -> float:
     return total / len(cells) ** 2
 
 
-@check(points=5, kind="value", visibility="public",
+@check(points=4, kind="value", visibility="public",
        catches="distances in patches instead of pixels, the CLS row or column left in, or "
-       "weights not renormalised over the patch keys")
+       "weights not renormalised over the patch keys", rules=("distance.pixels",))
 def test_mean_attention_distance_public(student, fixture_case):
     """Identity attention gives 0; uniform attention gives the mean pairwise distance between
     patch centres (in pixels); a random attention matches the reference."""
@@ -206,7 +218,8 @@ def _overlap(p: tuple[int, ...], q: tuple[int, ...]) -> float:
 
 @check(points=5, kind="value", visibility="public", timeout=120,
        catches="no PNG written, a blank figure, all heads in one panel (or a mean map), a "
-       "head left out, or maps drawn beside the image instead of over it")
+       "head left out, or maps drawn beside the image instead of over it",
+       rules=("plot.png", "plot.panels"))
 def test_plot_attention_maps_public(student):
     """plot_attention_maps writes a PNG with one panel per head, each overlaid on the image.
 
@@ -253,7 +266,9 @@ def test_plot_attention_maps_public(student):
 
 @check(points=4, kind="robustness", visibility="public",
        catches="missing argument validation (heads not dividing the width, patches not tiling "
-       "the image, unknown head fusion, discard ratio out of range, a grid that does not fit)")
+       "the image, unknown head fusion, discard ratio out of range, a grid that does not fit)",
+       rules=("conv.names-argument", "attn.heads-divide", "vit.patch-divide",
+              "rollout.fusion-name", "rollout.discard-range", "grid.fit"))
 def test_bad_arguments_public(student):
     """Bad arguments raise ValueError naming the argument."""
     with expect_raises("ValueError", what="MultiHeadSelfAttention(10, 3)", mentions="num_heads"):
@@ -271,3 +286,30 @@ def test_bad_arguments_public(student):
     with expect_raises("ValueError", what="cls_attention_maps with grid (3, 3) for 6 patches",
                        mentions="grid_size"):
         student.cls_attention_maps(atts, (3, 3))
+
+
+@check(points=2, kind="value", visibility="public", catches="a train_vit that does not train "
+       "(no optimizer step), returns another model, or leaves it in train mode",
+       rules=("train.loop", "train.returns"))
+def test_train_vit_public(student):
+    """train_vit for one epoch on 16 random images with a small VisionTransformer: the model
+    it was given comes back, in eval mode, with changed weights and finite logits."""
+    g = torch.Generator().manual_seed(7)
+    model = student.VisionTransformer(8, 4, 3, 2, 8, 1, 2, mlp_ratio=2.0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    images, labels = torch.rand(16, 3, 8, 8, generator=g), torch.arange(16) % 2
+    trained = student.train_vit(model, images, labels, epochs=1, batch_size=8, lr=1e-2,
+                                generator=torch.Generator().manual_seed(8))
+    if getattr(getattr(trained, "_ref", None), "id", None) != model._ref.id:
+        fail("train_vit must return the model it was given, trained.", expected="the same "
+             "VisionTransformer", got=getattr(trained, "type_name", type(trained).__name__))
+    if model.training is not False:
+        fail("train_vit left the model in train mode.", expected="model.eval() before "
+             "returning it", got="train mode")
+    after = model.state_dict()
+    if all(torch.equal(before[k], after[k]) for k in before):
+        fail("train_vit did not change the model's weights.", expected="AdamW steps on the "
+             "cross-entropy of every mini-batch", got="the weights it was given",
+             hint="opt.zero_grad(); loss.backward(); opt.step() for each mini-batch")
+    expect_answer(student.call(model, images, _no_grad=True), what="the trained model's logits",
+                  shape=(16, 2))

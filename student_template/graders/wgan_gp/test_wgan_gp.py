@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import torch
 
-from torchgrade.checks import check, expect_raises, expect_scalar, expect_tensor
+from torchgrade.checks import (
+    check,
+    expect_answer,
+    expect_raises,
+    expect_scalar,
+    expect_tensor,
+    fail,
+)
 
 COURSE = "torchgrade.course.wgan"
 PER_SAMPLE = ("the gradient norm taken over the whole batch (or over the wrong dims) instead "
@@ -30,7 +37,8 @@ def _public_critic(student, case):
     return remote
 
 
-@check(points=5, kind="value", visibility="public", catches=f"{PER_SAMPLE}; or {DRAW}")
+@check(points=5, kind="value", visibility="public", catches=f"{PER_SAMPLE}; or {DRAW}",
+       rules=("gp.eps-draw", "gp.per-sample", "gp.formula", "gp.requires-grad"))
 def test_gradient_penalty_public(student, fixture_case):
     """gradient_penalty of a small ReLU critic on [6, 2] points, with a seeded generator."""
     case = fixture_case("losses")
@@ -44,7 +52,8 @@ def test_gradient_penalty_public(student, fixture_case):
                   "lambda * mean((|grad|_2 per sample - 1)**2)")
 
 
-@check(points=5, kind="value", visibility="public", catches=SIGNS)
+@check(points=5, kind="value", visibility="public", catches=SIGNS,
+       rules=("loss.critic", "loss.generator"))
 def test_losses_public(student, fixture_case):
     """critic_loss and generator_loss of the same critic match the reference."""
     case = fixture_case("losses")
@@ -60,8 +69,86 @@ def test_losses_public(student, fixture_case):
                   atol=1e-6, hint="-mean D(fake)")
 
 
+def _student_critic(student):
+    critic = student.Critic()
+    if not hasattr(critic, "type_name"):
+        fail("Critic() must build an nn.Module.", expected="a module",
+             got=type(critic).__name__)
+    return critic
+
+
+@check(points=2, kind="shape", visibility="public", catches="the course text's discriminator "
+       "kept (a Sigmoid or BatchNorm layer), other layers than the contract's, or an output "
+       "that is not [B, 1]", rules=("critic.layers", "critic.no-sigmoid", "critic.no-batchnorm"))
+def test_critic_public(student):
+    """Critic() maps [4, 1, 28, 28] to [4, 1] scores with the contract's layers: two convs and
+    a linear layer, no Sigmoid, no BatchNorm."""
+    critic = _student_critic(student)
+    kinds = student.construct(f"{COURSE}:module_kinds", critic)
+    banned = sorted(k for k in kinds if "Sigmoid" in k or "BatchNorm" in k)
+    if banned:
+        fail("the critic holds layers a WGAN-GP critic does not have.", expected="no Sigmoid, "
+             "no BatchNorm", got=", ".join(banned), hint="drop the course text's nn.Sigmoid "
+             "and nn.BatchNorm2d")
+    shapes = sorted(list(v.shape) for v in critic.state_dict().values())
+    want = sorted([[64, 1, 4, 4], [64], [128, 64, 4, 4], [128], [1, 128 * 7 * 7], [1]])
+    if shapes != want:
+        fail("the critic's parameters are not the contract's layers.", expected=f"parameter "
+             f"shapes {want}", got=str(shapes), hint="Conv2d(1, 64, 4, 2, 1) -> LeakyReLU(0.2) "
+             "-> Conv2d(64, 128, 4, 2, 1) -> LeakyReLU(0.2) -> Flatten -> Linear(128*7*7, 1)")
+    out = student.call(critic, torch.randn(4, 1, 28, 28, generator=_gen(3)), _no_grad=True)
+    expect_answer(out, shape=(4, 1), what="Critic()(x [4, 1, 28, 28])")
+
+
+@check(points=2, kind="value", visibility="public", catches="a history other than the "
+       "contract's (keys, one value per generator step, means over the n_critic updates, "
+       "values before each update), or the modules left in train mode",
+       rules=("train.loop", "train.history", "train.modes"))
+def test_train_wgan_gp_public(student, fixture_case):
+    """A 2-step run with a constant generator, fixed data and a linear critic, both in eval
+    mode, gives the reference's history and leaves both modules in eval mode."""
+    case = fixture_case("training")
+    gen = student.construct(f"{COURSE}:ConstantGenerator", case["point"])
+    critic = student.construct(f"{COURSE}:LinearCritic", case["w"])
+    sampler = student.construct(f"{COURSE}:FixedSampler", case["data"])
+    gen.eval()
+    critic.eval()
+    got = student.train_wgan_gp(gen, critic, sampler, **case["kwargs"],
+                                generator_rng=_gen(case["seed"]))
+    want = {k.removeprefix("history."): v for k, v in case.items() if k.startswith("history.")}
+    check_history(got, want, steps=case["kwargs"]["steps"])
+    for name, module in (("generator", gen), ("critic", critic)):
+        if module.training is not False:
+            fail(f"train_wgan_gp left the {name} in train mode.", expected="both modules back "
+                 "in the mode they came in (eval here)", got=f"the {name} in train mode",
+                 hint="was = module.training; module.train(); ...; module.train(was)")
+
+
+def check_history(got, want: dict, steps: int) -> None:
+    """``got`` is train_wgan_gp's history: the keys of ``want``, ``steps`` numbers each, close
+    to ``want``'s."""
+    if not isinstance(got, dict) or any(k not in got for k in want):
+        fail("train_wgan_gp must return the history dict.", expected=f"keys {sorted(want)}",
+             got=type(got).__name__ if not isinstance(got, dict) else f"keys {sorted(got)}")
+    for key, expected in want.items():
+        values = got[key]
+        if not isinstance(values, list | tuple) or len(values) != steps:
+            fail(f"history[{key!r}] must hold one value per generator step.",
+                 expected=f"a list of {steps} numbers", got=repr(type(values).__name__))
+        try:
+            series = torch.tensor([float(v) for v in values], dtype=torch.float64)
+        except (TypeError, ValueError):
+            fail(f"history[{key!r}] must hold numbers.", expected="floats", got="other values")
+        expect_tensor(series, torch.as_tensor(expected, dtype=torch.float64),
+                      what=f"history[{key!r}]", rtol=1e-4, atol=1e-5,
+                      hint="per generator step: the mean over its n_critic critic updates of "
+                      "each value before the update; wasserstein_estimate = mean D(real) - "
+                      "mean D(fake); one Adam per network with lr and betas")
+
+
 @check(points=3, kind="robustness", visibility="public",
-       catches="no ValueError for mismatched real/fake or a negative lambda_gp")
+       catches="no ValueError for mismatched real/fake or a negative lambda_gp",
+       rules=("conv.names-argument", "args.same-shape", "args.lambda"))
 def test_bad_arguments_public(student):
     """Mismatched real and fake, and a negative lambda_gp, raise ValueError naming them."""
     critic = student.construct(f"{COURSE}:HalfSquareCritic")
