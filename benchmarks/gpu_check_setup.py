@@ -88,7 +88,7 @@ def main() -> int:
     parser.add_argument("--site", type=Path, default=Path("/tmp/torchgrade-gpu-check"),
                         help="the folder torchgrade is installed into (emptied first)")
     args = parser.parse_args()
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - said plainly to an older Python
         print(f"gpu-check needs Python >= 3.11, this is {sys.version.split()[0]}",
               file=sys.stderr)
         return 2

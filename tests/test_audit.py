@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 
 from torchgrade.assignment import AssignmentError, load
-from torchgrade.contract import RuleRow
 from torchgrade.audit import (
     AuditOptions,
     _judge_determinism,
@@ -32,6 +31,7 @@ from torchgrade.audit import (
     examples_of,
     run_audit,
 )
+from torchgrade.contract import RuleRow
 from torchgrade.mutate import OPERATORS, count_sites, generate_mutants
 from torchgrade.report import CheckResult, Report
 from torchgrade.twins import make_twin

@@ -292,7 +292,9 @@ def test_build_check_lists_stale_files(new_course, tmp_path, capsys):
     root = tmp_path / "course"
     shutil.copytree(new_course, root)
     assert cli.main(["--root", str(root), "author", "build", "--check"]) == 0
-    (root / "solutions" / "scale_it" / "handout.md").write_text("# changed\n", encoding="utf-8")
+    handout = root / "solutions" / "scale_it" / "handout.md"
+    handout.write_text(handout.read_text(encoding="utf-8") + "\nOne more line.\n",
+                       encoding="utf-8")
     (root / TEMPLATE / "old.md").write_text("left over\n", encoding="utf-8")
     (root / "examples" / "scale_it" / "stub" / "scale_it.py").unlink()
     assert cli.main(["--root", str(root), "author", "build", "--check"]) == 1

@@ -22,7 +22,8 @@ def test_digits_are_mnist_shaped_balanced_and_reproducible():
     chunking, and different for another seed?"""
     images, labels = make_digits(200, seed=3)
     assert images.shape == (200, 28, 28) and images.dtype == torch.uint8
-    assert labels.dtype == torch.int64 and torch.bincount(labels, minlength=10).tolist() == [20] * 10
+    assert labels.dtype == torch.int64
+    assert torch.bincount(labels, minlength=10).tolist() == [20] * 10
     again, _ = make_digits(200, seed=3, chunk=7)
     assert torch.equal(images, again)
     assert not torch.equal(images, make_digits(200, seed=4)[0])

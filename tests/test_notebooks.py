@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from torchgrade import nbcode
+from torchgrade import contract, nbcode
 from torchgrade.author import TEMPLATE, marked, plan
 from torchgrade.leaks import _telling
 from torchgrade.markers import split_solution
@@ -208,8 +208,9 @@ def test_nbgrader_releases_a_student_notebook_without_the_solution(the_plan, tmp
     leaked = [line.strip() for line in text.splitlines() if line.strip() in secret]
     assert not leaked, leaked[:5]
     assert "BEGIN SOLUTION" not in text and "raise NotImplementedError()" in text
-    # The handout, and the student docstrings of the stub.
-    handout = (REPO / "solutions" / E2E / "handout.md").read_text(encoding="utf-8")
+    # The handout as the README has it (budget table and API reference in place), and the
+    # student docstrings of the stub.
+    handout = contract.handout(a)
     markdown = "\n\n".join(_text(c) for c in cells if c["cell_type"] == "markdown")
     assert all(line in markdown for line in handout.splitlines() if line.strip())
     for node in ast.parse(split.stub).body:

@@ -133,16 +133,17 @@ def test_the_vendored_wheel_is_the_engine_and_nothing_else():
 
 
 def test_the_leak_scan_reads_inside_the_wheel(tmp_path):
-    """A wheel that carries a reference, or a file naming a hidden check, is a leak."""
+    """A wheel that carries anything but the engine, or a copy of a reference, is a leak."""
     template = _write_template(tmp_path)
     assert [str(x) for x in scan(template, REPO) if "vendor/" in x.path] == []
     path = template / VENDOR / engine_wheel.file_name()
+    reference = (REPO / "solutions" / "nt_xent" / "nt_xent.py").read_bytes()
     with zipfile.ZipFile(path, "a") as wheel:
-        wheel.writestr("solutions/nt_xent.py", (REPO / "solutions/nt_xent/nt_xent.py").read_bytes())
-        wheel.writestr("torchgrade/notes.py", "# see test_orthogonal_closed_form\n")
+        wheel.writestr("solutions/notes.md", "# how the graders work\n")
+        wheel.writestr("torchgrade/course/answers.py", reference)
     found = [str(x) for x in scan(template, REPO) if "vendor/" in x.path]
-    assert any("solutions/nt_xent.py: not part of the torchgrade package" in f for f in found)
-    assert any("notes.py:1: the name of hidden check" in f for f in found), found
+    assert any("solutions/notes.md: not part of the torchgrade package" in f for f in found)
+    assert any("answers.py: a copy of solutions/nt_xent/nt_xent.py" in f for f in found), found
 
 
 def test_the_course_chooses_where_students_get_pytorch(tmp_path):

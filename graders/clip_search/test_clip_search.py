@@ -892,6 +892,8 @@ def test_retrieval_quality(student, reference, budget, tmp_path):
                    for i, c in enumerate(info["captions"])) / n
     got = _student_recall(student, budget)
     need = ref_hits - float(budget["recall_margin"])
+    measured(f"recall@{k}", got, need, better="higher", data=f"{n} held-out scenes",
+             reference=ref_hits)
     if got < need:
         fail(f"text-to-image recall@{k} on {n} held-out captions is too low.",
              expected=f">= {need:.2f} (the reference reaches {ref_hits:.2f}; chance "
@@ -918,6 +920,8 @@ def test_zero_shot_accuracy(student, budget):
     labels = torch.tensor([classnames.index(s.colour) for s in scenes])
     acc = float((probs.argmax(dim=1) == labels).double().mean())
     need = float(budget["min_zero_shot_accuracy"])
+    measured("zero-shot colour accuracy", acc, need, better="higher",
+             data=f"{len(scenes)} held-out images")
     if acc < need:
         fail("zero-shot colour accuracy is too low.", expected=f">= {need:.2f} (chance "
              f"{1 / len(classnames):.2f})", got=f"{acc:.2f}")

@@ -642,6 +642,9 @@ def sampler_distances(student, budget: dict, device: str = "cpu") -> dict[str, f
 def _judge_training(dist: dict[str, float], budget: dict) -> None:
     bound = float(budget["max_sliced_w1"])
     for name, d in dist.items():
+        measured(f"{name} sliced W1 to held-out data", d, bound, better="lower",
+                 data="a 4-mode 2-D mixture")
+    for name, d in dist.items():
         if not (math.isfinite(d) and d <= bound):
             fail(f"{name} samples from a trained noise predictor do not match the 2-D data.",
                  expected=f"sliced Wasserstein-1 to held-out data <= {bound:.3f} (the "

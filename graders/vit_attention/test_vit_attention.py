@@ -750,6 +750,8 @@ def test_find_object_training(student, reference, budget):
     held-out images, and its attention rollout peaks on the object's patch."""
     accuracy, hits = _find_object_scores(student, reference, budget)
     floor, min_hits = float(budget["min_accuracy"]), float(budget["min_hit_rate"])
+    measured("held-out accuracy", accuracy, floor, better="higher", data="find_object")
+    measured("rollout hit rate", hits, min_hits, better="higher", data="find_object")
     if accuracy < floor:
         fail("the trained ViT does not classify the held-out images.",
              expected=f"accuracy >= {floor:.2f} (chance 0.25)", got=f"{accuracy:.3f}",

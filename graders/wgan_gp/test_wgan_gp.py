@@ -678,6 +678,12 @@ def train_ring(student, budget: dict, device: str = "cpu") -> dict:
 
 def judge_ring(scores: dict, budget: dict) -> None:
     need_q, need_m = float(budget["min_quality"]), int(budget["min_covered"])
+    need_l = float(budget["min_lipschitz"])
+    data = f"a ring of {scores['n_modes']} Gaussians"
+    measured("good samples", scores["quality"], need_q, better="higher", data=data)
+    measured("modes covered", scores["covered"], need_m, better="higher", data=data)
+    measured("critic gradient norms in band", scores["lipschitz"], need_l, better="higher",
+             data=data)
     if scores["covered"] < need_m or scores["quality"] < need_q:
         fail("the generator trained by your train_wgan_gp does not learn the ring.",
              expected=f">= {need_m} of the {scores['n_modes']} modes covered and >= "
@@ -685,7 +691,6 @@ def judge_ring(scores: dict, budget: dict) -> None:
              got=f"{scores['covered']} modes covered, {scores['quality']:.1%} good samples",
              hint="check the penalty and the losses first (the checks above); then that each "
              "critic update uses sample_real(batch_size) and the optimizers step")
-    need_l = float(budget["min_lipschitz"])
     if scores["lipschitz"] < need_l:
         lo, hi = (float(b) for b in budget["lipschitz_band"])
         fail("the critic trained by your train_wgan_gp is not a WGAN-GP critic: its gradient "

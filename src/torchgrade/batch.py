@@ -47,6 +47,7 @@ class BatchResult:
     summary_path: Path | None = None  # the class summary page (None if it failed to render)
     # Students with checks the machine could not grade even when graded again, alone.
     unresolved: tuple[str, ...] = ()
+    leaderboard_path: Path | None = None  # OUT/<a>-leaderboard.html, when anything was measured
 
 
 def discover(submissions: Path) -> list[str]:
@@ -185,7 +186,7 @@ def grade_one(assignment: Assignment, submissions: Path, student: str, out_dir: 
 def grade_batch(assignment: Assignment, submissions: Path, out_dir: Path, *,
                 options: Options, jobs: int = 1, students: list[str] | None = None,
                 progress: Callable[[int, int, Report], None] | None = None,
-                use_cache: bool = True, retries: int = 2,
+                use_cache: bool = True, retries: int = 2, leaderboard_names: bool = False,
                 grade: Callable[..., Report] = grade_submission) -> BatchResult:
     """Grade ``students`` (default: every folder). With ``use_cache`` a student whose report
     was written for the same submission, grader and options is not graded again, so a killed
@@ -225,6 +226,7 @@ def grade_batch(assignment: Assignment, submissions: Path, out_dir: Path, *,
             write_outputs(report, out_dir)
             reports = [report if r.student == student else r for r in reports]
     reports.sort(key=lambda r: r.student)
+    reports, board_path = _leaderboard(reports, submissions, out_dir, leaderboard_names)
     csv_path = write_class_csv(reports, out_dir / f"{assignment.name}.csv")
     summary_path: Path | None = out_dir / f"{assignment.name}-summary.html"
     try:
@@ -233,7 +235,32 @@ def grade_batch(assignment: Assignment, submissions: Path, out_dir: Path, *,
         traceback.print_exc()
         summary_path = None
     return BatchResult(tuple(reports), csv_path, out_dir, time.monotonic() - started,
-                       summary_path, tuple(r.student for r in reports if r.unresolved))
+                       summary_path, tuple(r.student for r in reports if r.unresolved),
+                       board_path)
+
+
+def _leaderboard(reports: list[Report], submissions: Path, out_dir: Path,
+                 names: bool) -> tuple[list[Report], Path | None]:
+    """Rank the class on what training checks measured: each student's own ranks go into
+    their report (rewritten), the tables into OUT/<a>-leaderboard.csv and .html. A failure
+    here is printed and leaves the reports as they were: they must not be lost."""
+    from torchgrade import leaderboard
+    from torchgrade.render.leaderboard import write_leaderboard
+
+    try:
+        shown = leaderboard.display_names([r.student for r in reports], submissions, out_dir,
+                                          names)
+        board = leaderboard.build(reports, shown, names)
+        if not board.tables:
+            return reports, None
+        ranked = leaderboard.apply(reports, board)
+        for before, after in zip(reports, ranked, strict=True):
+            if after is not before:
+                write_outputs(after, out_dir)
+        return ranked, write_leaderboard(board, out_dir)[1]
+    except Exception:  # noqa: BLE001 - the reports are what must not be lost
+        traceback.print_exc()
+        return reports, None
 
 
 def visible_gpus() -> list[str]:

@@ -136,6 +136,10 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--no-cache", action="store_true", help="grade everyone again, even those "
                    "whose report was written for the same submission and grader (by default "
                    "they are reused, so an interrupted batch resumes where it stopped)")
+    g.add_argument("--leaderboard-names", action="store_true", help="show students' folder "
+                   "names on the leaderboard (OUT/NAME-leaderboard.html and .csv; by default "
+                   "each student appears under the pseudonym in their folder's pseudonym.txt, "
+                   "else under a stable anonymous name)")
     g.add_argument("--similarity", action="store_true", help="after grading, compare every "
                    "pair of the graded submissions and add the pairs flagged to the class "
                    "summary (as `torchgrade similarity`; its pages go to OUT too)")
@@ -624,7 +628,9 @@ def cmd_grade(args: argparse.Namespace) -> int:
     try:
         result = grade_batch(assignment, args.submissions, args.out, options=opts, jobs=jobs,
                              students=roster, progress=progress_for(),
-                             use_cache=not args.no_cache, **({"grade": grade} if grade else {}))
+                             use_cache=not args.no_cache,
+                             leaderboard_names=args.leaderboard_names,
+                             **({"grade": grade} if grade else {}))
     finally:
         if ray is not None:
             ray.close()
@@ -641,6 +647,9 @@ def cmd_grade(args: argparse.Namespace) -> int:
     print(f"class CSV: {result.csv_path}   ({result.duration_s:.1f} s)")
     if result.summary_path is not None:
         print(f"class summary: {result.summary_path}")
+    if result.leaderboard_path is not None:
+        print(f"leaderboard: {result.leaderboard_path} (and .csv; shareable: "
+              f"{'folder names' if args.leaderboard_names else 'pseudonyms only'})")
     if result.unresolved:
         print(f"\n{len(result.unresolved)} submission(s) still have checks the machine was too "
               f"busy to grade, even alone: {', '.join(result.unresolved)}. Their scores leave "
@@ -889,7 +898,9 @@ def cmd_gpu_check(args: argparse.Namespace) -> int:
     out = args.out or gpu_check.default_path(root, result.profile)
     gpu_check.write_json(result, out)
     bad = sum(r.verdict != "ok" for r in result.rows)
-    print(f"\n{'all verdicts hold' if result.ok else f'{bad} verdict(s) do not hold'}: "
+    verdict = ("all verdicts hold" if result.ok else f"{bad} verdict(s) do not hold" if bad
+               else "nothing was graded")
+    print(f"\n{verdict}: "
           f"{len(result.rows)} row(s), {result.duration_s:.0f} s on "
           f"{result.environment['device']}\nwritten: {out}")
     return 0 if result.ok else 1

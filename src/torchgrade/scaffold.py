@@ -145,8 +145,8 @@ import torch
 from torchgrade.checks import check, expect_raises, expect_tensor
 
 
-@check(points=4, kind="value", visibility="public", catches="multiplying by something else",
-       rules=("scale.value",))
+@check(points=4, kind="value", visibility="public", rules=("scale.value",),
+       catches="multiplying by something else")
 def test_scale_public(student, fixture_case):
     """scale(x, factor) matches the reference on the public fixture."""
     case = fixture_case("basic")

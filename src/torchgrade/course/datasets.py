@@ -91,18 +91,3 @@ def read_mnist(root: Path | None = None) -> tuple[Tensor, Tensor] | None:
         raise ValueError(f"{img_path.parent}: MNIST images and labels differ in number")
     return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
 
-
-def digits_or_mnist(n: int, seed: int) -> tuple[Tensor, Tensor, str]:
-    """``n`` digit images ``uint8 [n, 28, 28]``, their labels and where they come from: MNIST's
-    first ``n`` training images where ``$TORCHGRADE_DATA`` has MNIST, else ``n`` of the
-    course's generated digits (``torchgrade.course.digits``, from ``seed``)."""
-    real = read_mnist()
-    if real is not None:
-        images, labels = real
-        if n > len(images):
-            raise ValueError(f"asked for {n} MNIST images, the data set has {len(images)}")
-        return images[:n], labels[:n], "mnist"
-    from torchgrade.course.digits import make_digits
-
-    images, labels = make_digits(n, seed=seed)
-    return images, labels, "generated"

@@ -12,6 +12,7 @@ derived from student code is rendered as HTML or Markdown by Gradescope, and con
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,21 @@ def to_gradescope(report: Report) -> dict[str, Any]:
         "visibility": "visible",
         "stdout_visibility": "hidden",
         "tests": [_test(c) for c in report.checks],
-    }
+    } | ({"leaderboard": board} if (board := _leaderboard(report)) else {})
+
+
+def _leaderboard(report: Report) -> list[dict[str, Any]]:
+    """Gradescope's top-level ``leaderboard``: what each training check measured (Gradescope
+    ranks it under the pseudonym each student gives when submitting)."""
+    out = []
+    for records in (report.extra.get("measured") or {}).values():
+        for rec in records if isinstance(records, list) else []:
+            value = rec.get("value") if isinstance(rec, dict) else None
+            if isinstance(value, int | float) and not isinstance(value, bool) and \
+                    math.isfinite(value):
+                out.append({"name": _text(str(rec.get("metric", ""))), "value": value,
+                            "order": "asc" if rec.get("better") == "lower" else "desc"})
+    return out
 
 
 def write_gradescope(report: Report, path: Path) -> Path:

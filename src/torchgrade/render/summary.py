@@ -23,6 +23,7 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
+from torchgrade.leaderboard import Leaderboard, from_reports
 from torchgrade.render.html import _environment as environment
 from torchgrade.render.html import _percent as percent
 from torchgrade.report import Report, atomic_write_text
@@ -72,6 +73,9 @@ class ClassSummary:
     # (student, the checks). Their scores leave those checks out; grade them again.
     unresolved: tuple[tuple[str, tuple[str, ...]], ...] = ()
     similarity: SimilaritySection | None = None  # only when grade ran the similarity pass
+    # The class ranked on what training checks measured (torchgrade.leaderboard), from the
+    # ranks the batch wrote into the reports; None when nothing was measured.
+    leaderboard: Leaderboard | None = None
 
 
 def summarise(reports: Sequence[Report],
@@ -118,7 +122,7 @@ def summarise(reports: Sequence[Report],
         broken_checks=tuple(broken),
         submission_problems=sum(bool(r.submission_error) for r in reports),
         unresolved=tuple((r.student, r.unresolved) for r in reports if r.unresolved),
-        similarity=similarity)
+        similarity=similarity, leaderboard=from_reports(reports))
 
 
 def render_class_summary(reports: Sequence[Report],
