@@ -15,7 +15,7 @@ install: $(STAMP)
 
 # What grading needs: bubblewrap gives the student worker its namespaces (without it torchgrade
 # still runs, with rlimits only, and says so in every report), and the venv.
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-runner.txt pyproject.toml
 	@command -v bwrap >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
 	  $(SUDO) apt-get install -y -q bubblewrap; } || \
 	  echo "warning: could not install bubblewrap; workers will run with rlimits only"
@@ -29,10 +29,20 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
-# What only the tests need. Chromium renders the class summary page in its test (headless);
+# What only lint and the tests need: ruff and pandas (requirements-test.txt), then Chromium
+# and docker.io. Chromium renders the class summary page in its test (headless);
 # without it that one test is skipped and says why. docker.io is the engine the Docker
 # executor's tests start (their own dockerd); without it they skip and say why.
-test-deps:
+TEST_STAMP := $(VENV)/.test-installed-stamp
+$(TEST_STAMP): $(STAMP) requirements-test.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-test.txt
+	@touch $(TEST_STAMP)
+
+# debootstrap builds the self-contained runner image the Docker executor's tests grade with.
+test-deps: $(TEST_STAMP)
+	@command -v debootstrap >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap; } || \
+	  echo "warning: could not install debootstrap; the self-contained image's tests will skip"
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } || \
 	  echo "warning: could not install chromium; the summary page's browser test will skip"
@@ -68,7 +78,7 @@ demo-full: install
 demo-serve: install
 	$(BIN)/python -m http.server --bind 127.0.0.1 --directory demo-reports 8000
 
-lint: install
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests graders solutions assignments benchmarks student_template ci notebooks
 
 test: lint test-deps

@@ -1,17 +1,23 @@
 """The Docker executor (``--sandbox docker``), tested against a real Docker engine.
 
-The module starts its own ``dockerd`` (no bridge, no iptables, its own data root, exec root and
-socket under a temporary folder; the ``vfs`` storage driver when overlay fails), builds the
-worker image from local files (``torchgrade docker build-image``: nothing is pulled), grades
-the toy course's honest reference, an example mistake and a few faults and attacks in ONE batch
-with every worker in a container, and stops the daemon at the end. Where no engine can start
-(no ``dockerd``, not root, no cgroups...) every engine test skips and says why; the tests of
-the CLI without an engine and of the CI workflow always run.
+The module starts its own ``dockerd`` (no bridge, no iptables, its exec root and socket under a
+temporary folder; the ``vfs`` storage driver when overlay fails) on a data root kept per
+machine (``/var/tmp/torchgrade-test-docker``, one test run at a time holds it), builds both
+worker images from local files, nothing pulled: ``torchgrade-runner:local`` (the host's Python
+mounted) and the self-contained ``torchgrade-runner:self`` (its own Debian, Python, pinned
+requirements and engine: ``torchgrade.isolation.runner_image``; minutes the first time on a
+machine, then reused while the requirements are the same). It grades the toy course's honest
+reference, an example mistake and a few faults and attacks in ONE batch with every worker in a
+container of the self-contained image, and stops the daemon at the end. Where no engine can
+start (no ``dockerd``, not root, no cgroups...) or the image cannot be built (no debootstrap)
+every engine test skips and says why; the tests of the CLI without an engine and of the CI
+workflow always run.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import os
 import re
 import shlex
@@ -31,7 +37,7 @@ import pytest
 from torchgrade.assignment import load
 from torchgrade.batch import grade_batch
 from torchgrade.cli import _parser
-from torchgrade.isolation import Limits, WorkerSpec
+from torchgrade.isolation import Limits, WorkerSpec, runner_image
 from torchgrade.isolation import docker as docker_exec
 from torchgrade.report import Report
 from torchgrade.runner import Options
@@ -47,7 +53,7 @@ WORKFLOW = ROOT / "ci" / "github" / "grade.yml"
 
 # Prints what the worker sees from inside its container; its maths is right (10/10).
 PROBE = '''
-import os, socket, torch
+import os, socket, sys, torch
 
 def _read(path):
     try:
@@ -64,6 +70,7 @@ def _writable(path):
     except OSError as exc:
         return f"no ({exc.strerror})"
 
+print("probe: python", sys.executable, torch.__version__)
 print("probe: uid", os.getuid())
 print("probe: hostname", socket.gethostname())
 print("probe: memory.limit_in_bytes", _read("/sys/fs/cgroup/memory/memory.limit_in_bytes"),
@@ -108,6 +115,10 @@ class Engine:
     storage: str
     start_s: float  # dockerd start until it answers
     image_s: float  # building torchgrade-runner:local
+    built: runner_image.Built  # torchgrade-runner:self, built or reused
+
+
+KEEP = Path(os.environ.get("TORCHGRADE_TEST_DOCKER", "/var/tmp/torchgrade-test-docker"))
 
 
 def _wait_answering(env: dict[str, str], proc: subprocess.Popen, timeout: float) -> bool:
@@ -133,7 +144,7 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def _start_dockerd(base: Path) -> tuple[subprocess.Popen, str, str, float]:
+def _start_dockerd(base: Path, keep: Path) -> tuple[subprocess.Popen, str, str, float]:
     """Start a private dockerd under ``base``: (process, DOCKER_HOST, storage driver, seconds);
     pytest.skip with the reason where none can start."""
     dockerd = shutil.which("dockerd")
@@ -150,7 +161,7 @@ def _start_dockerd(base: Path) -> tuple[subprocess.Popen, str, str, float]:
     env = {**docker_exec.client_env(), "DOCKER_HOST": host}
     why = ""
     for storage in ("", "vfs"):  # the default (overlay2) first
-        data = base / f"data{storage}"
+        data = keep / f"data{storage}"  # kept: the images built here are reused
         argv = [dockerd, "--bridge=none", "--iptables=false", "--ip6tables=false",
                 "--data-root", str(data), "--exec-root", str(base / "exec"),
                 "--host", host, "--pidfile", str(base / "d.pid"), "--log-level", "warn"]
@@ -174,15 +185,28 @@ def engine() -> Iterator[Engine]:
     base = Path(tempfile.mkdtemp(prefix="tgdocker-", dir="/tmp"))
     old = {k: os.environ.get(k) for k in ("DOCKER_HOST", docker_exec.IMAGE_ENV)}
     proc = None
+    KEEP.mkdir(parents=True, exist_ok=True)
+    lock = (KEEP / "lock").open("w")
+    fcntl.flock(lock, fcntl.LOCK_EX)  # one daemon on this data root at a time
     try:
-        proc, host, storage, start_s = _start_dockerd(base)
+        proc, host, storage, start_s = _start_dockerd(base, KEEP)
         os.environ["DOCKER_HOST"] = host  # the grader processes inherit it
         os.environ.pop(docker_exec.IMAGE_ENV, None)
         docker_exec.engine.cache_clear()
         docker_exec.image_runtime.cache_clear()
+        for name in docker_exec.containers():  # left by a run that was killed
+            docker_exec.remove_container(name)
         started = time.monotonic()
         docker_exec.build_image()
-        yield Engine(host, storage, start_s, time.monotonic() - started)
+        image_s = time.monotonic() - started
+        if storage == "vfs":
+            pytest.skip("the engine runs on the vfs storage driver here, which copies the "
+                        "6 GiB self-contained image per layer: not built")
+        try:
+            built = runner_image.build(ROOT, log=lambda line: None)
+        except runner_image.ImageBuildError as exc:
+            pytest.skip(f"the self-contained runner image cannot be built here: {exc}")
+        yield Engine(host, storage, start_s, image_s, built)
     finally:
         if proc is not None:
             for name in docker_exec.containers():  # only after a failed test
@@ -197,6 +221,8 @@ def engine() -> Iterator[Engine]:
         docker_exec.image_runtime.cache_clear()
         subprocess.run(["umount", "-R", str(base / "exec")], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
 
 
 class TcpTrap:
@@ -258,8 +284,13 @@ def graded(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         (subs / name / "toy.py").write_text(text)
     assignment = load("toy", COURSE)
     started = time.monotonic()
-    batch = grade_batch(assignment, subs, root / "reports", options=Options(sandbox="docker"),
-                        jobs=2, students=sorted(sources), use_cache=False)
+    os.environ[docker_exec.IMAGE_ENV] = engine.built.tag  # the graders inherit it
+    try:
+        batch = grade_batch(assignment, subs, root / "reports",
+                            options=Options(sandbox="docker"), jobs=2, students=sorted(sources),
+                            use_cache=False)
+    finally:
+        os.environ.pop(docker_exec.IMAGE_ENV, None)
     wall = time.monotonic() - started
     same = grade_batch(assignment, subs, root / "reports-default", options=Options(), jobs=2,
                        students=["honest", "wrong_factor"], use_cache=False)
@@ -298,6 +329,44 @@ def test_same_scores_as_the_default_sandbox(graded: Graded) -> None:
         assert report.sandbox.startswith("docker[net=none,mem=6144MB,pids=128,"), report.sandbox
     assert graded.reports["honest"].score == 10
     assert graded.reports["wrong_factor"].score < 10
+
+
+def test_workers_carry_their_own_python(graded: Graded) -> None:
+    """Built here from Debian packages and this machine's wheels, nothing pulled: does the
+    self-contained image run the worker on its own Python, torch and engine (nothing of the
+    host mounted), and say so in its labels?"""
+    out = graded.reports["probe"].student_output
+    assert f"probe: python {runner_image.VENV}/bin/python" in out, out
+    assert "2.14.1" in out
+    labels = runner_image._labels(graded.engine.built.tag)
+    assert labels is not None and labels[docker_exec.RUNTIME_LABEL] == "image"
+    assert labels[runner_image.ENGINE_LABEL] == runner_image.engine_key()
+    print(f"\nself-contained image: {graded.engine.built.size_bytes / 2**30:.2f} GiB, "
+          f"{'built' if graded.engine.built.base_built else 'reused'} in "
+          f"{graded.engine.built.seconds:.0f} s")
+
+
+def test_the_ci_image_holds_the_course_for_root_only(engine: Engine) -> None:
+    """The CI runner image (``--with-course``): built on the reused base, does it hold the
+    course for a grader running as root, and keep it from a worker's uid nobody, who still
+    runs the image's Python and engine?"""
+    built = runner_image.build(ROOT, "torchgrade-runner:ci-test", log=lambda line: None,
+                               course=True)
+    assert not built.base_built
+    try:
+        def run(user: str, *cmd: str) -> subprocess.CompletedProcess:
+            return subprocess.run([docker_exec.docker_exe(), "run", "--rm", "--network",
+                                   "none", "--user", user, built.tag, *cmd],
+                                  capture_output=True, text=True, timeout=120,
+                                  env=docker_exec.client_env())
+        listed = run("0", "ls", f"{runner_image.COURSE_DIR}/graders")
+        assert listed.returncode == 0 and "nt_xent" in listed.stdout, listed.stderr
+        denied = run("65534", "ls", runner_image.COURSE_DIR)
+        assert denied.returncode != 0 and "Permission denied" in denied.stderr
+        engine_ok = run("65534", "python", "-c", "import torchgrade.worker, torch; print('ok')")
+        assert engine_ok.returncode == 0 and "ok" in engine_ok.stdout, engine_ok.stderr
+    finally:
+        docker_exec.docker("rmi", "--force", built.tag, timeout=120)
 
 
 def test_the_container_is_locked_down(graded: Graded) -> None:
@@ -500,8 +569,13 @@ def test_workflow_commands_use_the_clis_real_flags() -> None:
     args = _parser().parse_args(grades[0])
     assert args.shard == "2/4"
     assert args.sandbox == "docker" and args.profile == "gpu" and args.out is not None
-    assert args.root == Path("/opt/torchgrade")
+    assert args.root == Path(runner_image.COURSE_DIR)
     assert "--shard ${{ matrix.shard }}/${{ strategy.job-total }}" in text
+    # The runner image is built with the self-contained recipe, as the tests above grade with.
+    assert "python3 -m torchgrade.isolation.runner_image" in text and "--with-course" in text
+    helped = subprocess.run([sys.executable, "-m", "torchgrade.isolation.runner_image",
+                             "--help"], capture_output=True, text=True, timeout=60)
+    assert helped.returncode == 0 and "--with-course" in helped.stdout
     assert "actions/upload-artifact" in text and "actions/download-artifact" in text
 
 

@@ -56,14 +56,20 @@ COURSE_NOISE = {"clip_search": ("Loading weights", "`max_length` is ignored"),
 
 
 @pytest.mark.parametrize("assignment", REGRADED)
-def test_a_quiet_submission_gets_a_quiet_report(example_reports, assignment):
-    """Does a correct submission that prints nothing get an empty student output, course
+def test_course_noise_stays_out_of_the_student_output(example_reports, assignment):
+    """Does a correct submission's student output hold only what its own code printed? Course
     noise (the small CLIP's progress bars and transformers' warnings, FFmpeg on the grader's
-    broken videos) being shown apart as the course's?"""
+    broken videos) is shown apart as the course's; a warning torch raises at the student's own
+    line (wgan_gp's correct example calls float() on a loss) stays the student's."""
     r = example_reports(assignment)["correct"]
-    assert r.student_output == "", r.student_output[:500]
+    assert "site-packages" not in r.student_output, r.student_output[:500]
     for noise in COURSE_NOISE.get(assignment, ()):
+        assert noise not in r.student_output, (noise, r.student_output[:500])
         assert noise in r.extra.get("course_output", ""), noise
+    for line in r.student_output.splitlines():
+        if "Warning:" in line:  # a warning shown as the student's points at the submission
+            assert line.startswith(f"/sandbox/{r.assignment}.py:") or \
+                f"{r.assignment}.py" in line, line
 
 
 @pytest.mark.parametrize("assignment", REGRADED)

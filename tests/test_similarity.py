@@ -43,7 +43,7 @@ def _compare(name: str, texts: dict[str, str]) -> dict[tuple[str, str], similari
 def planted() -> dict[str, dict[str, similarity.Pair]]:
     """assignment -> disguise -> the pair (correct, its disguised copy)."""
     if ruff() is None:
-        pytest.skip("ruff (pinned in requirements.txt) is needed for the reformatted copies")
+        pytest.skip("ruff (pinned in requirements-test.txt) is needed for the reformatted copies")
     out = {}
     for name in ASSIGNMENTS:
         keep = contract_names(load(name, ROOT).stub_file.read_text("utf-8"))

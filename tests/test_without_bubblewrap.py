@@ -35,12 +35,9 @@ def _nested_userns_can_be_refused() -> bool:
         return False
 
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not bwrap_available() or not _nested_userns_can_be_refused(),
-                       reason="needs bubblewrap 0.8+ (--disable-userns) to build a host "
-                              "without namespaces"),
-]
+needs_bwrap = pytest.mark.skipif(
+    not bwrap_available() or not _nested_userns_can_be_refused(),
+    reason="needs bubblewrap 0.8+ (--disable-userns) to build a host without namespaces")
 
 
 def _check(file: Path, out: Path, restricted: str | None) -> tuple[dict, str]:
@@ -80,6 +77,8 @@ def _graded(report: dict) -> list[tuple]:
             for c in report["checks"]]
 
 
+@pytest.mark.slow
+@needs_bwrap
 @pytest.mark.parametrize(("file", "restricted"), [(STUB, "proc"), (REFERENCE, "no-proc")],
                          ids=["stub-with-proc", "reference-without-proc"])
 def test_check_without_namespaces_or_cgroups_grades_as_with_bubblewrap(tmp_path, file,
@@ -103,3 +102,18 @@ def test_check_without_namespaces_or_cgroups_grades_as_with_bubblewrap(tmp_path,
                                           for c in bare["checks"])
     else:
         assert bare["score"] == bare["max_score"] > 0
+
+
+def test_a_worker_running_as_the_student_may_start_processes_beside_theirs(monkeypatch):
+    """RLIMIT_NPROC counts every task of the worker's user: a worker running as the student
+    (a laptop where a browser alone has hundreds of threads) gets its allowance on top of what
+    they run already; without /proc to count them (macOS), none; as ``nobody``, the plain one."""
+    from torchgrade.isolation import rlimits
+
+    assert rlimits._tasks_of(os.getuid()) >= 1  # this process, at least
+    monkeypatch.setattr(rlimits.os, "getuid", lambda: 1000)
+    monkeypatch.setattr(rlimits, "_tasks_of", lambda uid: 700)
+    assert rlimits._nproc_limit(256, None) == 956
+    assert rlimits._nproc_limit(256, 65534) == 256
+    monkeypatch.setattr(rlimits, "_tasks_of", lambda uid: None)
+    assert rlimits._nproc_limit(256, None) is None

@@ -120,3 +120,23 @@ def test_a_graded_submission_keeps_its_own_output(tmp_path: Path) -> None:
     assert "scale's own warning" in report.student_output
     assert "native noise" not in report.student_output
     assert "native noise" in report.extra.get("course_output", "")
+
+
+def test_the_page_shows_course_output_apart_and_labelled() -> None:
+    """On a student's page (public run) the course's output has its own labelled block, apart
+    from the output of the student's code."""
+    import dataclasses
+
+    from torchgrade.render.html import render_student_html
+    from torchgrade.report import Report
+
+    report = Report(student="s", assignment="toy", score=0.0, max_score=1.0, profile="cpu",
+                    device="cpu", sandbox="none", submission_sha256="", grader_version="1",
+                    duration_s=0.0, checks=(), created_at="", torchgrade_version="",
+                    visibility="public", student_output="my print",
+                    extra={"course_output": "Loading weights: 100%"})
+    page = render_student_html(report)
+    assert "Output printed by your code" in page and "my print" in page
+    assert "not of your code" in page and "Loading weights: 100%" in page
+    plain = render_student_html(dataclasses.replace(report, extra={}))
+    assert "not of your code" not in plain

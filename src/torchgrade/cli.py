@@ -275,16 +275,31 @@ def _parser() -> argparse.ArgumentParser:
             memory and pid limits, read-only root, uid nobody, --gpus all under the gpu
             profile where the engine has an NVIDIA runtime); the grader stays on this host.
             The engine is the docker CLI's (DOCKER_HOST, DOCKER_CONTEXT); the image is
-            $TORCHGRADE_DOCKER_IMAGE or --docker-image, default torchgrade-runner:local."""),
+            $TORCHGRADE_DOCKER_IMAGE or --docker-image, default torchgrade-runner:local.
+            Two images are built here from local files, nothing pulled:
+              torchgrade-runner:local   an almost empty root; this host's Python and engine
+                                        are mounted read-only into each worker (seconds)
+              torchgrade-runner:self    (--self-contained) its own Debian, Python, the
+                                        pinned requirements-runner.txt (CUDA torch included)
+                                        and the engine: debootstrap + pip with this host's
+                                        wheels, then docker import; minutes the first time,
+                                        reused while the requirements are the same"""),
         epilog=textwrap.dedent("""\
             examples:
               torchgrade docker build-image      # once per host: needs no registry
+              torchgrade docker build-image --self-contained   # needs root and debootstrap
               torchgrade docker check
               torchgrade grade nt_xent submissions/ --out reports/ --sandbox docker
+              torchgrade grade nt_xent submissions/ --out reports/ --sandbox docker \\
+                  --docker-image torchgrade-runner:self
             """))
     dsub = dk.add_subparsers(dest="docker_command", required=True, metavar="TOOL")
-    dsub.add_parser("build-image", help="build torchgrade-runner:local from local files (an "
-                    "almost empty root; this host's Python is mounted read-only at run time)")
+    bi = dsub.add_parser("build-image", help="build the worker image from local files: "
+                         "torchgrade-runner:local (this host's Python mounted at run time), "
+                         "or with --self-contained torchgrade-runner:self (its own Python)")
+    bi.add_argument("--self-contained", action="store_true", help="build an image that "
+                    "carries its own Debian, Python, pinned requirements and the engine "
+                    "(root, debootstrap and bubblewrap needed; reused when unchanged)")
     dsub.add_parser("check", help="say whether an engine answers and has the worker image")
 
     nbg = sub.add_parser("nbgrader", help="release grades and feedback through nbgrader")
@@ -943,6 +958,16 @@ def cmd_nbgrader(args: argparse.Namespace) -> int:
 
 
 def cmd_docker(args: argparse.Namespace) -> int:
+    if args.docker_command == "build-image" and args.self_contained:
+        from torchgrade.isolation import runner_image
+
+        built = runner_image.build(_root(args), log=lambda line: print(line, file=sys.stderr,
+                                                                        flush=True))
+        print(f"{built.tag} ({built.image_id[:19]}, {built.size_bytes / 2**30:.1f} GiB, base "
+              f"{built.base} {'built' if built.base_built else 'reused'}, "
+              f"{built.seconds:.0f} s); grade with --sandbox docker --docker-image {built.tag}")
+        print(docker.preflight(built.tag))
+        return 0
     if args.docker_command == "build-image":
         image_id = docker.build_image()
         print(f"built {docker.DEFAULT_IMAGE} ({image_id[:19]})")

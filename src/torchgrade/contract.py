@@ -143,27 +143,42 @@ def stub_api(source: str) -> Api:
             defs.append(_def(node, node.name, "function", source))
             docstrings.append((node.name, ast.get_docstring(node) or ""))
         elif isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
-            methods = [_def(m, f"{node.name}.{m.name}", "method", source) for m in node.body
-                       if isinstance(m, ast.FunctionDef)
-                       and (not m.name.startswith("_") or m.name == "__init__")]
-            init = next((m for m in methods if m.name.endswith(".__init__")), None)
-            bases = ", ".join(ast.unparse(b) for b in node.bases)
-            signature = f"{node.name}({init.signature.split('(', 1)[1].split(') ->')[0]})" \
-                if init is not None else f"{node.name}()"
-            defs.append(StubDef(
-                name=node.name, kind="class", signature=signature, bases=bases,
-                summary=_summary(ast.get_docstring(node) or ""),
-                raises=_raises(ast.get_docstring(node) or "")
-                + (init.raises if init is not None else ()),
-                written=any(m.written for m in methods), params=init.params if init else ()))
-            docstrings.append((node.name, ast.get_docstring(node) or ""))
-            for m, mnode in zip(methods, [m for m in node.body if isinstance(m, ast.FunctionDef)
-                                          and (not m.name.startswith("_")
-                                               or m.name == "__init__")], strict=True):
-                if not m.name.endswith(".__init__"):
-                    defs.append(m)
-                docstrings.append((m.name, ast.get_docstring(mnode) or ""))
+            class_defs, class_docs = _class(node, source)
+            defs += class_defs
+            docstrings += class_docs
     return Api(ast.get_docstring(tree) or "", tuple(defs), tuple(constants), tuple(docstrings))
+
+
+def _class(node: ast.ClassDef, source: str
+           ) -> tuple[list[StubDef], list[tuple[str, str]]]:
+    """A class (its constructor's signature and errors) and its public methods, with the
+    docstrings of all of them (``__init__``'s included)."""
+    nodes = [m for m in node.body if isinstance(m, ast.FunctionDef)
+             and (not m.name.startswith("_") or m.name == "__init__")]
+    methods = [_def(m, f"{node.name}.{m.name}", "method", source) for m in nodes]
+    init = next((m for m in methods if m.name.endswith(".__init__")), None)
+    init_node = next((n for n in nodes if n.name == "__init__"), None)
+    doc = ast.get_docstring(node) or ""
+    params = _arglist(init_node.args, source, method=True) if init_node is not None else \
+        _fields(node)
+    cls = StubDef(name=node.name, kind="class", signature=f"{node.name}({params})",
+                  summary=_summary(doc),
+                  raises=_raises(doc) + (init.raises if init is not None else ()),
+                  written=any(m.written for m in methods),
+                  params=init.params if init is not None else (),
+                  bases=", ".join(ast.unparse(b) for b in node.bases))
+    docs = [(node.name, doc)] + [(m.name, ast.get_docstring(n) or "")
+                                 for m, n in zip(methods, nodes, strict=True)]
+    return [cls] + [m for m in methods if not m.name.endswith(".__init__")], docs
+
+
+def _fields(node: ast.ClassDef) -> str:
+    """A dataclass's constructor parameters: its annotated fields (``rank: int, path: str``)."""
+    if not any("dataclass" in ast.unparse(d) for d in node.decorator_list):
+        return ""
+    return ", ".join(f"{f.target.id}: {ast.unparse(f.annotation)}" + (
+        f" = {ast.unparse(f.value)}" if f.value is not None else "") for f in node.body
+        if isinstance(f, ast.AnnAssign) and isinstance(f.target, ast.Name))
 
 
 def _arglist(args: ast.arguments, source: str, *, method: bool) -> str:
@@ -295,7 +310,7 @@ def api_reference(a: Assignment, api: Api) -> str:
         if d.kind == "method":
             out += ["", _fill(f"- `{_wrap_signature(d.signature, 4)}`"
                               + (f": {d.summary}" if d.summary else ""), "  ")]
-            out += [_fill(f"Raises `{r.exception}`: {r.text}", "  ", "  ") for r in d.raises]
+            out += [_fill(f"- raises `{r.exception}`: {r.text}", "    ", "  ") for r in d.raises]
             continue
         kind = f" (class, a subclass of `{d.bases}`)" if d.bases else \
             " (class)" if d.kind == "class" else ""

@@ -112,7 +112,10 @@ class Router(io.TextIOBase):
 
 
 def _from_student(is_student: Any) -> bool:
-    frame = sys._getframe(2)
+    try:
+        frame = sys._getframe(2)
+    except ValueError:  # written with no Python caller at all (interpreter shutdown)
+        return False
     while frame is not None:
         if is_student(frame.f_code.co_filename):
             return True
