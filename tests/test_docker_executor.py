@@ -346,7 +346,7 @@ def test_workers_carry_their_own_python(graded: Graded) -> None:
     out = graded.reports["probe"].student_output
     assert f"probe: python {runner_image.VENV}/bin/python" in out, out
     assert "2.14.1" in out
-    labels = runner_image._labels(graded.engine.built.tag)
+    labels = docker_exec.image_labels(graded.engine.built.tag)
     assert labels is not None and labels[docker_exec.RUNTIME_LABEL] == "image"
     assert labels[runner_image.ENGINE_LABEL] == runner_image.engine_key()
     print(f"\nself-contained image: {graded.engine.built.size_bytes / 2**30:.2f} GiB, "

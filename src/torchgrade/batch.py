@@ -26,6 +26,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torchgrade
 from torchgrade.assignment import Assignment
@@ -158,10 +159,11 @@ def _cached(path: Path, key: str) -> Report | None:
 
 def grade_one(assignment: Assignment, submissions: Path, student: str, out_dir: Path,
               options: Options, fingerprint: str | None = None,
-              grade: Callable[..., Report] = grade_submission) -> Report:
+              grade: Callable[..., Report] = grade_submission,
+              note: dict[str, Any] | None = None) -> Report:
     """Grade one student, or reuse their report when neither submission nor grader changed.
     ``grade`` grades one submission (``runner.grade_submission`` here, a Ray task with
-    ``ray_exec.RayExecutor.grade``)."""
+    ``ray_exec.RayExecutor.grade``); ``note`` goes into a fresh report's ``extra``."""
     submission = find_submission(submissions / student, assignment)
     key = cache_key(fingerprint, submission, options) if fingerprint else ""
     if key:
@@ -174,8 +176,9 @@ def grade_one(assignment: Assignment, submissions: Path, student: str, out_dir: 
         report = _internal_error_report(assignment, student, options, exc)
     else:
         # A report with checks left ungraded by an overloaded machine is not kept for reuse.
-        if not report.unresolved:
-            report = dataclasses.replace(report, extra={**report.extra, "cache_key": key})
+        extra = {**report.extra, **(note or {})}
+        report = dataclasses.replace(report, extra=extra if report.unresolved else {
+            **extra, "cache_key": key})
     try:
         write_outputs(report, out_dir)
     except Exception:  # noqa: BLE001 - a renderer failing on one report must not stop the batch
@@ -221,9 +224,7 @@ def grade_batch(assignment: Assignment, submissions: Path, out_dir: Path, *,
               file=sys.stderr, flush=True)
         for student in again:
             report = grade_one(assignment, submissions, student, out_dir, options,
-                               fingerprint, grade)
-            report = dataclasses.replace(report, extra={**report.extra, "regraded": attempt})
-            write_outputs(report, out_dir)
+                               fingerprint, grade, note={"regraded": attempt})
             reports = [report if r.student == student else r for r in reports]
     reports.sort(key=lambda r: r.student)
     reports, board_path = _leaderboard(reports, submissions, out_dir, leaderboard_names)

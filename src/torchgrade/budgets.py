@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torchgrade
 from torchgrade.assignment import Assignment, AssignmentError
+from torchgrade.public_grader import declared_checks
 from torchgrade.report import KINDS
 
 RECORD = "reference_cpu.toml"
@@ -56,19 +57,12 @@ class Measured:
 
 def training_checks(a: Assignment) -> list[TrainingCheck]:
     """The grader's training checks, in file order, read from its source (nothing runs)."""
-    found = []
-    for path in sorted(a.grader_dir.glob("test_*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-        for node in tree.body:
-            kw = _check_keywords(node)
-            if kw is None or kw.get("kind") != "training":
-                continue
-            found.append(TrainingCheck(
-                name=node.name, points=float(kw.get("points", 0)),  # type: ignore[attr-defined]
-                profiles=tuple(kw.get("profiles", ("cpu", "gpu"))),
-                budget_s=float(kw.get("timeout") or a.check_timeout_s),
-                what=_first_sentence(ast.get_docstring(node) or node.name)))  # type: ignore
-    return found
+    return [TrainingCheck(
+        name=node.name, points=float(kw.get("points", 0)),
+        profiles=tuple(kw.get("profiles", ("cpu", "gpu"))),
+        budget_s=float(kw.get("timeout") or a.check_timeout_s),
+        what=_first_sentence(ast.get_docstring(node) or node.name))
+        for node, kw in declared_checks(a.grader_dir) if kw.get("kind") == "training"]
 
 
 def _first_sentence(doc: str, width: int = 110) -> str:
@@ -77,22 +71,6 @@ def _first_sentence(doc: str, width: int = 110) -> str:
     text = text if end < 0 else text[:end + 1]
     text = text.replace("|", "/")  # a table cell
     return text if len(text) <= width else text[:width].rsplit(" ", 1)[0] + " …"
-
-
-def _check_keywords(node: ast.stmt) -> dict | None:
-    if not isinstance(node, ast.FunctionDef):
-        return None
-    for dec in node.decorator_list:
-        if isinstance(dec, ast.Call) and getattr(dec.func, "id", getattr(dec.func, "attr", "")
-                                                 ) == "check":
-            out = {}
-            for kw in dec.keywords:
-                try:
-                    out[kw.arg] = ast.literal_eval(kw.value)
-                except ValueError:
-                    continue  # a computed value (catches=...): not needed here
-            return out
-    return None
 
 
 def record_path(a: Assignment) -> Path:

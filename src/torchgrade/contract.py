@@ -41,6 +41,8 @@ import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from torchgrade.public_grader import declared_checks, split_grader
+
 if TYPE_CHECKING:
     from torchgrade.assignment import Assignment
 
@@ -537,37 +539,14 @@ def _norm(src: str) -> str:
 # -- the checks ------------------------------------------------------------------------------
 def check_rules(a: Assignment) -> list[CheckRules]:
     """Every check of the grader with the rules it names, read from its syntax tree."""
-    found = []
-    for path in sorted(a.grader_dir.glob("test_*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-        for node in tree.body:
-            if not isinstance(node, ast.FunctionDef):
-                continue
-            for dec in node.decorator_list:
-                if isinstance(dec, ast.Call) and getattr(dec.func, "id", getattr(
-                        dec.func, "attr", "")) == "check":
-                    kw = {k.arg: k.value for k in dec.keywords}
-                    found.append(CheckRules(
-                        name=node.name, visibility=_literal(kw.get("visibility"), "hidden"),
-                        kind=_literal(kw.get("kind"), ""),
-                        profiles=tuple(_literal(kw.get("profiles"), ("cpu", "gpu"))),
-                        rules=tuple(_literal(kw.get("rules"), ()))))
-    return found
-
-
-def _literal(node: ast.expr | None, default: object) -> object:
-    if node is None:
-        return default
-    try:
-        return ast.literal_eval(node)
-    except ValueError:
-        return default
+    return [CheckRules(name=node.name, visibility=kw.get("visibility", "hidden"),
+                       kind=kw.get("kind", ""), profiles=tuple(kw.get("profiles", ("cpu", "gpu"))),
+                       rules=tuple(kw.get("rules", ())))
+            for node, kw in declared_checks(a.grader_dir)]
 
 
 def public_names(a: Assignment) -> set[str]:
     """Attribute names and strings the public checks (and the helpers they use) mention."""
-    from torchgrade.public_grader import split_grader
-
     names: set[str] = set()
     for path in sorted(a.grader_dir.glob("test_*.py")):
         split = split_grader(path.read_text(encoding="utf-8"), path.name, a.name)

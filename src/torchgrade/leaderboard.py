@@ -113,7 +113,8 @@ def display_names(students: Sequence[str], submissions: Path | None, out_dir: Pa
     return shown
 
 
-def _finite(value: Any) -> bool:
+def finite_number(value: Any) -> bool:
+    """A measured value that can be ranked: a real, finite number (not a bool, not NaN)."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(
         value)
 
@@ -132,7 +133,7 @@ def build(reports: Sequence[Report], shown: dict[str, str], names: bool = False)
         rows = []
         for r in reports:
             rec = _record(r, check, metric)
-            if rec is not None and _finite(rec.get("value")):
+            if rec is not None and finite_number(rec.get("value")):
                 rows.append((r.student, float(rec["value"]), rec.get("threshold")))
         rows.sort(key=lambda row: (-row[1] if better == "higher" else row[1],
                                    shown.get(row[0], row[0])))
@@ -140,12 +141,12 @@ def build(reports: Sequence[Report], shown: dict[str, str], names: bool = False)
         for i, (student, value, threshold) in enumerate(rows):
             if i == 0 or value != rows[i - 1][1]:
                 rank = i + 1
-            ok = not _finite(threshold) or (value >= threshold if better == "higher"
+            ok = not finite_number(threshold) or (value >= threshold if better == "higher"
                                             else value <= threshold)
             entries.append(Entry(rank, shown.get(student, student), student, value, ok))
         threshold = first.get("threshold")
         tables.append(Table(check, metric, better,
-                            float(threshold) if _finite(threshold) else None,
+                            float(threshold) if finite_number(threshold) else None,
                             str(first.get("data", "")), tuple(entries)))
     assignment = reports[0].assignment if reports else ""
     return Leaderboard(assignment, tuple(tables), names)

@@ -37,7 +37,6 @@ from torchgrade.proxy import (
     SubmissionUnloadable,
     WorkerClient,
     WorkerCrashed,
-    bind_proxy,
 )
 
 
@@ -82,8 +81,6 @@ class Session:
             f"no submission file: expected {self.assignment.module}.py or a notebook "
             f"{self.assignment.name}.ipynb")
         self.proxy = StudentProxy(self.client) if self.client else None
-        if self.proxy is not None:
-            bind_proxy(self.proxy)
         self.outcomes: dict[str, tuple[str, str]] = {}
         self.started: dict[str, float] = {}
         self.table = self.assignment.table(self.profile)  # the `budget` fixture

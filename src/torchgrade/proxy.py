@@ -539,7 +539,8 @@ class RemoteHandle:
                                "that has since been restarted")
 
     def _proxy(self) -> StudentProxy:
-        return _current_proxy(self._client)
+        # A proxy holds nothing but its client: each check's budget lives on the client.
+        return StudentProxy(self._client)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
@@ -553,22 +554,6 @@ class RemoteHandle:
 
     def __repr__(self) -> str:
         return f"<remote {self._ref.type_name} #{self._ref.id}>"
-
-
-_PROXIES: dict[int, StudentProxy] = {}
-
-
-def bind_proxy(proxy: StudentProxy) -> None:
-    """Handles created by ``proxy``'s client make their calls through it."""
-    _PROXIES[id(proxy._client)] = proxy
-
-
-def _current_proxy(client: WorkerClient) -> StudentProxy:
-    proxy = _PROXIES.get(id(client))
-    if proxy is None:
-        proxy = StudentProxy(client)
-        bind_proxy(proxy)
-    return proxy
 
 
 def _target(target: Any) -> Any:

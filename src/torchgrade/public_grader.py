@@ -14,6 +14,7 @@ import ast
 import dataclasses
 import sys
 from pathlib import Path
+from typing import Any
 
 from torchgrade.markers import bound_alias
 
@@ -56,21 +57,40 @@ def check_visibility(node: ast.AST) -> str | None:
     return None
 
 
-def _points_profiles(node: ast.AST) -> tuple[float, tuple[str, ...]]:
-    """``points=`` and ``profiles=`` of a check's decorator (literals; defaults as @check's)."""
-    points, profiles = 0.0, ("cpu", "gpu")
-    for dec in node.decorator_list:  # type: ignore[attr-defined]
+def check_arguments(node: ast.AST) -> dict[str, Any] | None:
+    """The literal keyword arguments of a function's ``@check(...)`` decorator (one computed
+    from names, such as ``catches=`` built from constants, is left out), or None when the
+    node is not a check. Read from the syntax tree: nothing of the grader runs."""
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        return None
+    for dec in node.decorator_list:
         if isinstance(dec, ast.Call) and _name(dec.func) == "check":
+            out = {}
             for kw in dec.keywords:
                 try:
-                    value = ast.literal_eval(kw.value)
+                    out[kw.arg] = ast.literal_eval(kw.value)
                 except ValueError:
                     continue
-                if kw.arg == "points":
-                    points = float(value)
-                elif kw.arg == "profiles":
-                    profiles = tuple(value)
-    return points, profiles
+            return out
+    return None
+
+
+def declared_checks(grader_dir: Path) -> list[tuple[ast.FunctionDef, dict[str, Any]]]:
+    """Every check of the grader files ``grader_dir/test_*.py``, in file order, with the
+    literal arguments of its ``@check`` (:func:`check_arguments`)."""
+    found = []
+    for path in sorted(grader_dir.glob("test_*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8"), str(path)).body:
+            args = check_arguments(node)
+            if args is not None:
+                found.append((node, args))
+    return found
+
+
+def _points_profiles(node: ast.AST) -> tuple[float, tuple[str, ...]]:
+    """``points=`` and ``profiles=`` of a check's decorator (literals; defaults as @check's)."""
+    args = check_arguments(node) or {}
+    return float(args.get("points", 0.0)), tuple(args.get("profiles", ("cpu", "gpu")))
 
 
 def _name(node: ast.AST) -> str:

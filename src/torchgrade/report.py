@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -117,14 +118,24 @@ class Report:
                 raise ReportError(f"check {c.name}: a {c.status} check cannot earn points")
         if abs(self.score - sum(c.points for c in self.checks)) > 1e-9:
             raise ReportError("score is not the sum of the checks' points")
-        at_stake = sum(c.max_points for c in self.checks if c.status != "infrastructure")
-        if abs(self.max_score - at_stake) > 1e-9:
+        if abs(self.max_score - points_at_stake(self.checks)) > 1e-9:
             raise ReportError("max_score is not the sum of the graded checks' max_points")
 
     @property
     def unresolved(self) -> tuple[str, ...]:
         """Checks the grading machine could not grade (overloaded): grade again."""
-        return tuple(c.name for c in self.checks if c.status == "infrastructure")
+        return unresolved(self.checks)
+
+
+def points_at_stake(checks: Iterable[CheckResult]) -> float:
+    """A report's max_score: a check the machine could not grade (``infrastructure``) gives
+    and takes no points."""
+    return sum(c.max_points for c in checks if c.status != "infrastructure")
+
+
+def unresolved(checks: Iterable[CheckResult]) -> tuple[str, ...]:
+    """The checks an overloaded machine could not grade."""
+    return tuple(c.name for c in checks if c.status == "infrastructure")
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -29,7 +29,7 @@ import torchgrade
 from torchgrade.assignment import Assignment
 from torchgrade.isolation import TEMPLATE_ENV, Mode
 from torchgrade.profiles import uses_cuda
-from torchgrade.report import CheckResult, Report
+from torchgrade.report import CheckResult, Report, points_at_stake, unresolved
 
 Visibility = Literal["public", "all"]
 
@@ -130,7 +130,7 @@ def grade_submission(assignment: Assignment, submission: Path | None, student: s
                    for c in collected)
     return Report(
         student=student, assignment=assignment.name,
-        score=sum(c.points for c in checks), max_score=max_score(checks),
+        score=sum(c.points for c in checks), max_score=points_at_stake(checks),
         profile=options.profile, device=describe_device(options.profile),
         sandbox=finished.get("sandbox") or "not started", visibility=options.visibility,
         submission_sha256=sha256_file(submission), grader_version=assignment.version,
@@ -141,8 +141,7 @@ def grade_submission(assignment: Assignment, submission: Path | None, student: s
         student_output=finished.get("output", ""),
         extra={"worker_starts": finished.get("worker_starts", 0), "threads": threads,
                "budget_clock": finished.get("budget_clock", "")} | (
-            {"unresolved": unresolved} if (unresolved := [
-                c.name for c in checks if c.status == "infrastructure"]) else {}) | (
+            {"unresolved": list(left)} if (left := unresolved(checks)) else {}) | (
             {"skipped_kinds": list(options.skip_kinds)} if options.skip_kinds else {}) | (
             # what training checks measured against their thresholds (checks.measured)
             {"measured": measured} if (measured := {
@@ -167,12 +166,6 @@ OVERLOADED_GRADING = (
 def grading_backstop_s(assignment: Assignment) -> float:
     """Wall-clock seconds a whole grading may take before it is stopped as overloaded."""
     return assignment.wall_factor * assignment.submission_timeout_s + assignment.wall_slack_s
-
-
-def max_score(checks: tuple[CheckResult, ...]) -> float:
-    """The points at stake: a check the machine could not grade (``infrastructure``) gives
-    and takes none."""
-    return sum(c.max_points for c in checks if c.status != "infrastructure")
 
 
 def _check_total(assignment: Assignment, collected: list[dict], options: Options) -> None:

@@ -147,19 +147,25 @@ def image_runtime(image: str) -> str:
     """``host`` for an image built by ``build_image`` (the host's Python is mounted in),
     ``image`` for one that carries its own Python and torchgrade."""
     engine()
-    proc = docker("image", "inspect", "--format",
-                  "{{json .Config.Labels}}", image, timeout=20)
-    if proc.returncode != 0:
+    labels = image_labels(image)
+    if labels is None:
         how = ("build it with `torchgrade docker build-image`" if image == DEFAULT_IMAGE else
                f"build or load it (e.g. `docker build -t {image} -f ci/Dockerfile .`), or "
                f"unset {IMAGE_ENV} to use {DEFAULT_IMAGE}")
         raise DockerUnavailable(f"the worker image {image} is not in the engine at {_where()}: "
                                 f"{how}")
-    try:
-        labels = json.loads(proc.stdout) or {}
-    except json.JSONDecodeError:
-        labels = {}
     return "host" if labels.get(RUNTIME_LABEL) == "host" else "image"
+
+
+def image_labels(image: str) -> dict[str, str] | None:
+    """The image's labels, or None when the engine does not have it."""
+    proc = docker("image", "inspect", "--format", "{{json .Config.Labels}}", image, timeout=30)
+    if proc.returncode != 0:
+        return None
+    try:
+        return json.loads(proc.stdout) or {}
+    except json.JSONDecodeError:
+        return {}
 
 
 def preflight(image: str | None = None) -> str:

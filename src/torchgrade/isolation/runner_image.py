@@ -54,6 +54,8 @@ from torchgrade.isolation.docker import (
     docker,
     docker_exe,
     engine,
+    image_labels,
+    image_runtime,
 )
 
 RECIPE = "3"  # bump when the steps below change: every machine then builds a new base
@@ -120,18 +122,6 @@ def _engine_files() -> list[Path]:
             if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"]
 
 
-def _labels(image: str) -> dict[str, str] | None:
-    proc = docker("image", "inspect", "--format", "{{json .Config.Labels}}", image, timeout=30)
-    if proc.returncode != 0:
-        return None
-    import json
-
-    try:
-        return json.loads(proc.stdout) or {}
-    except json.JSONDecodeError:
-        return {}
-
-
 def _preconditions() -> None:
     engine()  # a clear DockerUnavailable when no engine answers
     if os.geteuid() != 0:
@@ -156,24 +146,22 @@ def build(root: Path, tag: str = SELF_TAG, log: Callable[[str], None] = print,
     engine()
     key = recipe_key(root)
     base = f"{BASE_REPO}:{key}"
-    labels = _labels(base)
+    labels = image_labels(base)
     base_built = labels is None
     if base_built:
         _preconditions()
         _build_base(root, base, key, log)
-        labels = _labels(base) or {}
+        labels = image_labels(base) or {}
     else:
         log(f"reusing {base} (same Debian release and requirements)")
     wanted = engine_key() + (f"+course-{_course_key(root)}" if course else "")
-    have = _labels(tag)
+    have = image_labels(tag)
     if have is not None and have.get(ENGINE_LABEL) == wanted and have.get(
             RECIPE_LABEL) == key:
         log(f"reusing {tag} (same engine)")
     else:
         _add_engine(base, tag, labels.get(PURELIB_LABEL, ""), key, wanted,
                     root if course else None)
-    from torchgrade.isolation.docker import image_runtime
-
     image_runtime.cache_clear()
     inspect = docker("image", "inspect", "--format", "{{.Id}} {{.Size}}", tag, timeout=30)
     image_id, size = inspect.stdout.decode().split()

@@ -12,10 +12,10 @@ derived from student code is rendered as HTML or Markdown by Gradescope, and con
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
+from torchgrade.leaderboard import finite_number
 from torchgrade.render._text import strip_controls
 from torchgrade.report import CheckResult, Report, atomic_write_text
 
@@ -85,8 +85,7 @@ def _leaderboard(report: Report) -> list[dict[str, Any]]:
     for records in (report.extra.get("measured") or {}).values():
         for rec in records if isinstance(records, list) else []:
             value = rec.get("value") if isinstance(rec, dict) else None
-            if isinstance(value, int | float) and not isinstance(value, bool) and \
-                    math.isfinite(value):
+            if finite_number(value):
                 out.append({"name": _text(str(rec.get("metric", ""))), "value": value,
                             "order": "asc" if rec.get("better") == "lower" else "desc"})
     return out
